@@ -258,7 +258,10 @@ impl Config {
 
         let jwt_secret = match rest.remove("jwt_secret") {
             Some(s) if s.len() < 16 => {
-                return Err(ConfigError::new("jwt_secret", "is shorter than 16 bytes; use at least 32 random bytes"));
+                return Err(ConfigError::new(
+                    "jwt_secret",
+                    "is shorter than 16 bytes; use at least 32 random bytes",
+                ));
             }
             Some(s) => Some(SecretString::from(s)),
             None => None,
@@ -345,20 +348,30 @@ fn parse_listen(s: &str) -> Result<SocketAddr, ConfigError> {
     // Accept `localhost:3000` and other resolvable names, but only if they have a port.
     let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
     let port: u16 = port.parse().map_err(|_| bad())?;
-    (host, port).to_socket_addrs().map_err(|_| bad())?.next().ok_or_else(bad)
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|_| bad())?
+        .next()
+        .ok_or_else(bad)
 }
 
 fn parse_http_url(key: &str, s: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(s).map_err(|e| ConfigError::new(key, format!("`{s}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError::new(key, format!("`{s}` must be an http:// or https:// URL with a host")));
+        return Err(ConfigError::new(
+            key,
+            format!("`{s}` must be an http:// or https:// URL with a host"),
+        ));
     }
     Ok(url)
 }
 
 fn valid_identifier(key: &str, s: &str) -> Result<String, ConfigError> {
     if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(ConfigError::new(key, format!("`{s}` must be letters, digits and underscores")));
+        return Err(ConfigError::new(
+            key,
+            format!("`{s}` must be letters, digits and underscores"),
+        ));
     }
     Ok(s.to_string())
 }
@@ -396,7 +409,12 @@ fn parse_size(key: &str, s: &str) -> Result<usize, ConfigError> {
         "" | "B" => 1,
         "KiB" | "K" | "KB" => 1024,
         "MiB" | "M" | "MB" => 1024 * 1024,
-        _ => return Err(ConfigError::new(key, format!("`{s}` has an unknown unit (use B, KiB or MiB)"))),
+        _ => {
+            return Err(ConfigError::new(
+                key,
+                format!("`{s}` has an unknown unit (use B, KiB or MiB)"),
+            ));
+        }
     };
     n.checked_mul(mult)
         .filter(|v| *v > 0)
@@ -404,6 +422,7 @@ fn parse_size(key: &str, s: &str) -> Result<usize, ConfigError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail fixes the closure signature
 mod tests {
     use super::*;
 
@@ -485,7 +504,10 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file("k", "x")?;
             jail.set_env("NIKARA_JWT_SECRET", "0123456789abcdef0123");
-            jail.set_env("NIKARA_JWT_SECRET_FILE", jail.directory().join("k").display().to_string());
+            jail.set_env(
+                "NIKARA_JWT_SECRET_FILE",
+                jail.directory().join("k").display().to_string(),
+            );
             let err = Config::load(None).expect_err("both set");
             assert_eq!(err.var, "NIKARA_JWT_SECRET");
             Ok(())

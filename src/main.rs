@@ -173,7 +173,8 @@ async fn dispatch(command: Command, mut config: Config) -> anyhow::Result<()> {
         }
         Command::Token { user, email, ttl } => {
             let user = UserId::parse(&user).context("--user")?;
-            let ttl = parse_duration_str(&ttl).with_context(|| format!("--ttl: `{ttl}` is not a duration (e.g. 30m, 1h)"))?;
+            let ttl =
+                parse_duration_str(&ttl).with_context(|| format!("--ttl: `{ttl}` is not a duration (e.g. 30m, 1h)"))?;
             nikara::startup::resolve_dev_secrets(&mut config)?;
             let secret = config.jwt_secret.clone().context("no JWT secret")?;
             let keys = nikara::auth::JwtKeys::new(secret, config.jwt_audience.clone());

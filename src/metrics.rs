@@ -57,8 +57,7 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let mut registry = Registry::with_prefix("nikara");
     let http_requests = Family::<HttpLabels, Counter>::default();
-    let http_seconds =
-        Family::<RouteLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+    let http_seconds = Family::<RouteLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
     let store_appends = Counter::default();
     let store_appended_events = Counter::default();
     let store_append_seconds = Histogram::new(latency_buckets());
@@ -68,10 +67,22 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let projection_position = Family::<ProjectionLabels, Gauge>::default();
     let projection_events = Family::<ProjectionLabels, Counter>::default();
     let projection_errors = Family::<ProjectionLabels, Counter>::default();
-    registry.register("http_requests", "HTTP requests by route, method and status", http_requests.clone());
-    registry.register("http_request_duration_seconds", "HTTP request latency by route", http_seconds.clone());
+    registry.register(
+        "http_requests",
+        "HTTP requests by route, method and status",
+        http_requests.clone(),
+    );
+    registry.register(
+        "http_request_duration_seconds",
+        "HTTP request latency by route",
+        http_seconds.clone(),
+    );
     registry.register("store_appends", "Successful append calls", store_appends.clone());
-    registry.register("store_appended_events", "Events appended", store_appended_events.clone());
+    registry.register(
+        "store_appended_events",
+        "Events appended",
+        store_appended_events.clone(),
+    );
     registry.register(
         "store_append_duration_seconds",
         "Append latency until durable, as seen by the caller",
@@ -97,7 +108,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Last global position a projection has applied",
         projection_position.clone(),
     );
-    registry.register("projection_events", "Events applied by a projection", projection_events.clone());
+    registry.register(
+        "projection_events",
+        "Events applied by a projection",
+        projection_events.clone(),
+    );
     registry.register(
         "projection_errors",
         "Projection batches that failed and were retried",

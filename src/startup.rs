@@ -95,8 +95,14 @@ impl Hub {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
         resolve_dev_secrets(&mut config)?;
-        let jwt_secret = config.jwt_secret.clone().context("JWT secret missing after resolution")?;
-        let ring = config.encryption_keys.clone().context("key ring missing after resolution")?;
+        let jwt_secret = config
+            .jwt_secret
+            .clone()
+            .context("JWT secret missing after resolution")?;
+        let ring = config
+            .encryption_keys
+            .clone()
+            .context("key ring missing after resolution")?;
         let store = open_store(&config).await?;
         let models = open_read_models(&config)?;
         let runner = Runner::new(store.clone(), models.clone(), projections::all());

@@ -44,7 +44,12 @@ pub struct ActivityApi;
 #[OpenApi]
 impl ActivityApi {
     /// The caller's recent events, newest first.
-    #[oai(path = "/api/activity", method = "get", tag = "Tag::Activity", operation_id = "list_activity")]
+    #[oai(
+        path = "/api/activity",
+        method = "get",
+        tag = "Tag::Activity",
+        operation_id = "list_activity"
+    )]
     async fn list(
         &self,
         app: Data<&Arc<App>>,
@@ -56,7 +61,10 @@ impl ActivityApi {
     ) -> ApiResult<Json<ActivityPage>> {
         let limit = limit.0.unwrap_or(50);
         if !(1..=200).contains(&limit) {
-            return Err(ApiError::unprocessable("invalid_limit", "limit must be between 1 and 200"));
+            return Err(ApiError::unprocessable(
+                "invalid_limit",
+                "limit must be between 1 and 200",
+            ));
         }
         let before = match before.0.as_deref() {
             None | Some("") => None,
@@ -85,7 +93,11 @@ impl ActivityApi {
                 summary: r.summary,
             })
             .collect();
-        let next_cursor = if more { items.last().map(|i| i.position.to_string()) } else { None };
+        let next_cursor = if more {
+            items.last().map(|i| i.position.to_string())
+        } else {
+            None
+        };
         Ok(Json(ActivityPage { items, next_cursor }))
     }
 }

@@ -58,7 +58,10 @@ impl MeApi {
     /// The caller's profile.
     #[oai(path = "/api/me", method = "get", tag = "Tag::Me", operation_id = "get_me")]
     async fn get_me(&self, app: Data<&Arc<App>>, auth: Bearer) -> ApiResult<Json<Me>> {
-        let (user, _) = app.load::<User>(&auth.0.user_id.stream()).await.map_err(ApiError::from)?;
+        let (user, _) = app
+            .load::<User>(&auth.0.user_id.stream())
+            .await
+            .map_err(ApiError::from)?;
         Ok(Json(view(auth.0.user_id.as_str(), &user)))
     }
 

@@ -16,7 +16,10 @@ pub struct BodyLimit(pub usize);
 impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
     fn transform(&self, ep: E) -> Self::Output {
-        BodyLimitEndpoint { inner: ep, limit: self.0 }
+        BodyLimitEndpoint {
+            inner: ep,
+            limit: self.0,
+        }
     }
 }
 

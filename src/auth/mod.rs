@@ -137,7 +137,10 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
     fn keys() -> JwtKeys {
-        JwtKeys::new(SecretString::from("0123456789abcdef0123456789abcdef".to_string()), "authenticated")
+        JwtKeys::new(
+            SecretString::from("0123456789abcdef0123456789abcdef".to_string()),
+            "authenticated",
+        )
     }
 
     fn sign(claims: &serde_json::Value, secret: &str) -> String {
@@ -168,10 +171,14 @@ mod tests {
         let exp = Utc::now().timestamp() + 600;
         let ok = serde_json::json!({"sub": "u1", "aud": "authenticated", "exp": exp});
         assert!(k.verify(&sign(&ok, secret)).is_ok());
-        assert_eq!(k.verify(&sign(&ok, "another-secret-another-secret!!")).err(), Some(AuthError::BadSignature));
+        assert_eq!(
+            k.verify(&sign(&ok, "another-secret-another-secret!!")).err(),
+            Some(AuthError::BadSignature)
+        );
         let expired = serde_json::json!({"sub": "u1", "aud": "authenticated", "exp": Utc::now().timestamp() - 120});
         assert_eq!(k.verify(&sign(&expired, secret)).err(), Some(AuthError::Expired));
-        let within_leeway = serde_json::json!({"sub": "u1", "aud": "authenticated", "exp": Utc::now().timestamp() - 10});
+        let within_leeway =
+            serde_json::json!({"sub": "u1", "aud": "authenticated", "exp": Utc::now().timestamp() - 10});
         assert!(k.verify(&sign(&within_leeway, secret)).is_ok());
         let aud = serde_json::json!({"sub": "u1", "aud": "anon", "exp": exp});
         assert_eq!(k.verify(&sign(&aud, secret)).err(), Some(AuthError::WrongAudience));
@@ -184,7 +191,10 @@ mod tests {
             B64.encode(br#"{"alg":"none","typ":"JWT"}"#),
             B64.encode(serde_json::to_vec(&ok).expect("json"))
         );
-        assert!(matches!(k.verify(&none), Err(AuthError::Malformed | AuthError::WrongAlgorithm)));
+        assert!(matches!(
+            k.verify(&none),
+            Err(AuthError::Malformed | AuthError::WrongAlgorithm)
+        ));
         let bad_sub = serde_json::json!({"sub": "", "aud": "authenticated", "exp": exp});
         assert_eq!(k.verify(&sign(&bad_sub, secret)).err(), Some(AuthError::BadSubject));
     }

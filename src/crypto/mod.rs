@@ -89,7 +89,12 @@ impl KeyRing {
     /// Parses `kid:base64key,kid:base64key` (whitespace and newlines between entries allowed).
     pub fn parse(s: &str) -> Result<KeyRing, KeyRingError> {
         let mut entries: Vec<Entry> = Vec::new();
-        for (i, part) in s.split([',', '\n']).map(str::trim).filter(|p| !p.is_empty()).enumerate() {
+        for (i, part) in s
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .enumerate()
+        {
             let (kid, b64) = part.split_once(':').ok_or(KeyRingError::Malformed(i + 1))?;
             let kid = kid.trim();
             if !valid_kid(kid) {
@@ -230,7 +235,11 @@ mod tests {
         assert!(ct.starts_with("v1.k1."), "{ct}");
         assert!(!ct.contains("secret-token"));
         assert_eq!(c.decrypt(&ct, b"acc_1/access").expect("decrypt"), b"secret-token");
-        assert_ne!(ct, c.encrypt(b"secret-token", b"acc_1/access").expect("encrypt"), "nonces are random");
+        assert_ne!(
+            ct,
+            c.encrypt(b"secret-token", b"acc_1/access").expect("encrypt"),
+            "nonces are random"
+        );
     }
 
     #[test]
@@ -271,10 +280,19 @@ mod tests {
         assert_eq!(KeyRing::parse("k:!!").err(), Some(KeyRingError::BadBase64("k".into())));
         assert_eq!(
             KeyRing::parse("k:AAAA").err(),
-            Some(KeyRingError::BadLength { kid: "k".into(), len: 3 })
+            Some(KeyRingError::BadLength {
+                kid: "k".into(),
+                len: 3
+            })
         );
-        assert_eq!(KeyRing::parse(&format!("{K1},{K1}")).err(), Some(KeyRingError::Duplicate("k1".into())));
-        assert_eq!(KeyRing::parse("bad kid:AAAA").err(), Some(KeyRingError::BadKid("bad kid".into())));
+        assert_eq!(
+            KeyRing::parse(&format!("{K1},{K1}")).err(),
+            Some(KeyRingError::Duplicate("k1".into()))
+        );
+        assert_eq!(
+            KeyRing::parse("bad kid:AAAA").err(),
+            Some(KeyRingError::BadKid("bad kid".into()))
+        );
         let debug = format!("{:?}", ring(K1));
         assert!(debug.contains("k1") && !debug.contains("AAECAwQF"), "{debug}");
     }

@@ -80,7 +80,9 @@ impl User {
 /// A deliberately small check: one `@`, something on both sides, a dot in the domain, no spaces.
 /// Deliverability is the mail server's business.
 pub fn valid_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && domain.contains('.')
         && !domain.starts_with('.')
@@ -191,7 +193,9 @@ mod tests {
             email: Some("me@example.org".into()),
             notifications: false,
         };
-        let events = given::<User>(vec![seen("a@example.com")]).when(cmd.clone()).expect("valid");
+        let events = given::<User>(vec![seen("a@example.com")])
+            .when(cmd.clone())
+            .expect("valid");
         assert_eq!(
             events,
             vec![UserEvent::UserProfileUpdated {

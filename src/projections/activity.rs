@@ -64,7 +64,9 @@ impl Projection for Activity {
             user,
             ev.stream,
             ev.event_type,
-            ev.metadata.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ev.metadata
+                .occurred_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             summarize(&ev.event_type, &data),
         ])?;
         Ok(())

@@ -127,7 +127,10 @@ impl ReadModels {
         })?
     }
 
-    fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, ProjectionError>) -> Result<T, ProjectionError> {
+    fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, ProjectionError>,
+    ) -> Result<T, ProjectionError> {
         let mut conn = self.writer.lock().map_err(|_| ProjectionError::Poisoned)?;
         f(&mut conn)
     }
@@ -258,7 +261,10 @@ pub struct Runner {
 impl std::fmt::Debug for Runner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runner")
-            .field("projections", &self.projections.iter().map(|p| p.name()).collect::<Vec<_>>())
+            .field(
+                "projections",
+                &self.projections.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -327,7 +333,9 @@ impl Runner {
                     let labels = ProjectionLabels {
                         projection: (*name).to_string(),
                     };
-                    m.projection_lag_seconds.get_or_create(&labels).set(st.lag().as_secs_f64());
+                    m.projection_lag_seconds
+                        .get_or_create(&labels)
+                        .set(st.lag().as_secs_f64());
                     m.projection_position.get_or_create(&labels).set(pos.0 as i64);
                 }
             }
@@ -413,7 +421,10 @@ impl Runner {
             if position >= startup_head {
                 status.caught_up.store(true, Ordering::Release);
             }
-            metrics::global().projection_events.get_or_create(&labels).inc_by(applied as u64);
+            metrics::global()
+                .projection_events
+                .get_or_create(&labels)
+                .inc_by(applied as u64);
         }
     }
 
@@ -464,7 +475,9 @@ pub async fn rebuild(
             position: position.0,
             message: e.to_string(),
         })??;
-        let Some(last) = page.last().map(|e| e.position) else { break };
+        let Some(last) = page.last().map(|e| e.position) else {
+            break;
+        };
         position = last;
         if position < head {
             let store = store.clone();

@@ -237,11 +237,17 @@ pub type EventStream = Pin<Box<dyn Stream<Item = StoreResult<RecordedEvent>> + S
 pub trait EventStore: Send + Sync + fmt::Debug + 'static {
     /// Appends `events` atomically to `stream` if `expected` holds. Re-appending event ids that are
     /// already stored answers the original position without writing anything.
-    async fn append(&self, stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> StoreResult<AppendResult>;
+    async fn append(&self, stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>)
+    -> StoreResult<AppendResult>;
 
     /// Reads up to `max` events of one stream. A missing stream reads as empty.
-    async fn read_stream(&self, stream: &str, from: StreamFrom, direction: Direction, max: usize)
-    -> StoreResult<Vec<RecordedEvent>>;
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from: StreamFrom,
+        direction: Direction,
+        max: usize,
+    ) -> StoreResult<Vec<RecordedEvent>>;
 
     /// Reads up to `max` events of the global log with a position strictly after `after`.
     async fn read_all(&self, after: Position, max: usize) -> StoreResult<Vec<RecordedEvent>>;
@@ -254,7 +260,9 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
 
     /// Last revision of a stream, `None` when it does not exist.
     async fn stream_revision(&self, stream: &str) -> StoreResult<Option<u64>> {
-        let last = self.read_stream(stream, StreamFrom::Start, Direction::Backwards, 1).await?;
+        let last = self
+            .read_stream(stream, StreamFrom::Start, Direction::Backwards, 1)
+            .await?;
         Ok(last.first().map(|e| e.revision))
     }
 

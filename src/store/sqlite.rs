@@ -204,12 +204,14 @@ fn init_writer_connection(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
+/// Times are stored as nanoseconds since the epoch (valid until 2262), so metadata reads back
+/// exactly as appended, as it does on KurrentDB where it is JSON.
+fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
-fn from_micros(us: i64) -> DateTime<Utc> {
-    Utc.timestamp_micros(us).single().unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+fn from_nanos(ns: i64) -> DateTime<Utc> {
+    Utc.timestamp_nanos(ns)
 }
 
 fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<AppendRequest>, head: watch::Sender<Position>) {
@@ -262,7 +264,7 @@ fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<AppendRequest>, he
 type GroupOutcome = (Vec<StoreResult<AppendResult>>, Option<Position>);
 
 fn commit_group(conn: &mut Connection, group: &[AppendRequest]) -> rusqlite::Result<GroupOutcome> {
-    let now = micros(Utc::now());
+    let now = nanos(Utc::now());
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(group.len());
     let mut new_head = None;
@@ -297,7 +299,9 @@ fn apply_one(conn: &Connection, req: &AppendRequest, now: i64) -> StoreResult<Ap
     let mut already = Vec::new();
     for ev in &req.events {
         let row: Option<(i64, String, i64)> = find
-            .query_row(params![ev.id.as_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row(params![ev.id.as_bytes().as_slice()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()
             .map_err(io)?;
         if let Some(found) = row {
@@ -355,7 +359,7 @@ fn apply_one(conn: &Connection, req: &AppendRequest, now: i64) -> StoreResult<Ap
                 m.user_id,
                 m.correlation_id.as_ref().map(|u| u.as_bytes().to_vec()),
                 m.causation_id.as_ref().map(|u| u.as_bytes().to_vec()),
-                micros(m.occurred_at),
+                nanos(m.occurred_at),
                 now,
             ])
             .map_err(io)?;
@@ -401,9 +405,9 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
             user_id: row.get(7)?,
             correlation_id: uuid_col(row, 8)?,
             causation_id: uuid_col(row, 9)?,
-            occurred_at: from_micros(row.get(10)?),
+            occurred_at: from_nanos(row.get(10)?),
         },
-        recorded_at: from_micros(row.get(11)?),
+        recorded_at: from_nanos(row.get(11)?),
     })
 }
 
@@ -429,15 +433,28 @@ fn read_all_on(conn: &Connection, after: Position, max: usize) -> StoreResult<Ve
 #[async_trait::async_trait]
 impl EventStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(stream = %stream, events = events.len()))]
-    async fn append(&self, stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> StoreResult<AppendResult> {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> StoreResult<AppendResult> {
         if events.is_empty() {
             return Err(StoreError::InvalidAppend("an append needs at least one event".into()));
         }
         if stream.is_empty() {
             return Err(StoreError::InvalidAppend("stream name is empty".into()));
         }
+        let mut ids = std::collections::HashSet::with_capacity(events.len());
         for ev in &events {
-            let size = ev.data.len() + ev.event_type.len();
+            if !ids.insert(ev.id) {
+                return Err(StoreError::InvalidAppend(format!(
+                    "event id {} appears twice in one append",
+                    ev.id
+                )));
+            }
+            // Metadata is a handful of fixed-size columns plus the user id.
+            let size = ev.data.len() + ev.event_type.len() + ev.metadata.user_id.as_ref().map_or(0, String::len) + 64;
             if size > MAX_EVENT_BYTES {
                 return Err(StoreError::TooLarge {
                     size,
