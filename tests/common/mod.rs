@@ -1,0 +1,86 @@
+//! Test harness: a real hub on 127.0.0.1:0 with its own temp data dir.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use nikara::Running;
+use nikara::config::Config;
+use nikara::domain::ids::UserId;
+
+pub struct TestApp {
+    pub running: Running,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+}
+
+pub const SECRET: &str = "test-secret-test-secret-test-secret";
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path());
+        tweak(&mut config);
+        let running = nikara::start(config).await.unwrap();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        TestApp { running, client, dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.running.url(), path)
+    }
+
+    /// A valid token for `user`.
+    pub fn token(&self, user: &str, email: Option<&str>) -> String {
+        self.running
+            .app
+            .jwt
+            .mint(&UserId::parse(user).unwrap(), email, Duration::from_secs(600))
+            .unwrap()
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(token)
+    }
+
+    pub fn put(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.put(self.url(path)).bearer_auth(token)
+    }
+
+    pub async fn wait_ready(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = self.client.get(self.url("/readyz")).send().await.unwrap();
+            if r.status() == 200 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not ready: {}",
+                r.text().await.unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Asserts the contract's error body and returns its code.
+pub async fn error_code(resp: reqwest::Response) -> (u16, String, String) {
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code in {body}"))
+        .to_string();
+    let message = body["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.message in {body}"))
+        .to_string();
+    (status, code, message)
+}
