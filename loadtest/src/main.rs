@@ -1,1 +1,155 @@
-fn main() {}
+//! nikara load tests. See BENCHMARKS.md for the figures and how they were taken.
+//!
+//! `cargo run --release -p loadtest -- SCENARIO [--duration 20s] [--concurrency 64]
+//! [--target URL] [--json FILE]`
+//!
+//! Without `--target` a scenario starts what it needs in this process (on 127.0.0.1:0, with a
+//! temporary data dir); nothing else is contacted. Every run is bounded by `--duration` (or, for
+//! `replay`, by `--events`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+mod http;
+mod report;
+mod scenarios;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Embedded store appends: 1 appender, N concurrent appenders, batched appends.
+    Append,
+    /// Fill a log, then read `$all` and rebuild the activity projection over it.
+    Replay,
+    /// A bare poem hello-world beside the hub's `GET /healthz`.
+    HttpBaseline,
+    /// Signed Meta webhook deliveries (not yet available).
+    Webhooks,
+    /// Posts due at once against a zero-latency fake platform (not yet available).
+    Publish,
+    /// Steady publish rate, scheduling lag (not yet available).
+    Lag,
+}
+
+impl Scenario {
+    /// Default `--duration` when none is given.
+    fn default_duration(self) -> Duration {
+        match self {
+            Scenario::Append | Scenario::HttpBaseline => Duration::from_secs(10),
+            _ => Duration::from_secs(20),
+        }
+    }
+
+    /// The feature a not-yet-implemented scenario waits for.
+    fn pending_feature(self) -> Option<&'static str> {
+        match self {
+            Scenario::Webhooks => Some("Meta webhook ingestion"),
+            Scenario::Publish => Some("scheduled publishing"),
+            Scenario::Lag => Some("the publishing scheduler"),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> String {
+        self.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "loadtest", about = "Load tests for nikara", version)]
+struct Cli {
+    /// What to measure.
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// How long each measured (sub-)run lasts: 500ms, 10s, 1m. Default 10s for append and
+    /// http-baseline, 20s otherwise.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Concurrent clients (HTTP connections, or appenders for single-event appends).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// append: concurrent appenders for the batched sub-run.
+    #[arg(long, default_value_t = 8)]
+    batch_concurrency: usize,
+    /// append: events per call in the batched sub-run.
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// replay: events to append, then replay.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Drive a running hub at this URL (http://host:port) instead of starting one.
+    #[arg(long)]
+    target: Option<String>,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    nikara::config::parse_duration_str(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{s}` is not a duration (e.g. 500ms, 10s, 1m)"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(feature) = cli.scenario.pending_feature() {
+        eprintln!("scenario {} arrives with {feature}", cli.scenario.name());
+        return ExitCode::from(2);
+    }
+    if cli.target.is_some() && matches!(cli.scenario, Scenario::Append | Scenario::Replay) {
+        eprintln!("scenario {} measures the embedded store in-process; --target does not apply", cli.scenario.name());
+        return ExitCode::from(2);
+    }
+    if cli.concurrency == 0 || cli.batch_concurrency == 0 || cli.batch_size == 0 || cli.events == 0 {
+        eprintln!("--concurrency, --batch-concurrency, --batch-size and --events must be at least 1");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadtest {}: {e:#}", cli.scenario.name());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> anyhow::Result<()> {
+    let duration = cli.duration.unwrap_or(cli.scenario.default_duration());
+    let report = match cli.scenario {
+        Scenario::Append => {
+            scenarios::append::run(&scenarios::append::Options {
+                duration,
+                concurrency: cli.concurrency,
+                batch_concurrency: cli.batch_concurrency,
+                batch_size: cli.batch_size,
+            })
+            .await?
+        }
+        Scenario::Replay => scenarios::replay::run(&scenarios::replay::Options { events: cli.events }).await?,
+        Scenario::HttpBaseline => {
+            scenarios::http_baseline::run(&scenarios::http_baseline::Options {
+                duration,
+                concurrency: cli.concurrency,
+                target: cli.target.clone(),
+            })
+            .await?
+        }
+        Scenario::Webhooks | Scenario::Publish | Scenario::Lag => anyhow::bail!("scenario not available yet"),
+    };
+    report.print();
+    if let Some(path) = &cli.json {
+        report.write_json(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
