@@ -75,7 +75,9 @@ impl Target {
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = method;
         // Origin-form URI plus Host, as HTTP/1.1 clients send it. The path is ours, so it parses.
-        *req.uri_mut() = format!("{}{}", self.base_path, path).parse().unwrap_or_else(|_| Uri::from_static("/"));
+        *req.uri_mut() = format!("{}{}", self.base_path, path)
+            .parse()
+            .unwrap_or_else(|_| Uri::from_static("/"));
         if let Ok(host) = self.authority.parse() {
             req.headers_mut().insert(hyper::header::HOST, host);
         }

@@ -53,7 +53,9 @@ impl Scenario {
     }
 
     fn name(self) -> String {
-        self.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -100,7 +102,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     if cli.target.is_some() && matches!(cli.scenario, Scenario::Append | Scenario::Replay) {
-        eprintln!("scenario {} measures the embedded store in-process; --target does not apply", cli.scenario.name());
+        eprintln!(
+            "scenario {} measures the embedded store in-process; --target does not apply",
+            cli.scenario.name()
+        );
         return ExitCode::from(2);
     }
     if cli.concurrency == 0 || cli.batch_concurrency == 0 || cli.batch_size == 0 || cli.events == 0 {

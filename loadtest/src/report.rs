@@ -26,10 +26,6 @@ impl Samples {
         self.0.extend(other.0);
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     /// p50, p99 and max in milliseconds (zeros when empty).
     pub fn summary(mut self) -> Latency {
         if self.0.is_empty() {
@@ -80,7 +76,11 @@ impl Run {
             name: name.into(),
             duration_s: round(duration_s, 3),
             ops,
-            ops_per_s: if duration_s > 0.0 { round(ops as f64 / duration_s, 1) } else { 0.0 },
+            ops_per_s: if duration_s > 0.0 {
+                round(ops as f64 / duration_s, 1)
+            } else {
+                0.0
+            },
             p50_ms: round(latency.p50_ms, 3),
             p99_ms: round(latency.p99_ms, 3),
             max_ms: round(latency.max_ms, 3),
@@ -146,7 +146,9 @@ impl Report {
     pub fn print(&self) {
         println!();
         println!("scenario: {}", self.scenario);
-        let headers = ["run", "secs", "ops", "ops/s", "p50 ms", "p99 ms", "max ms", "errors", "dups"];
+        let headers = [
+            "run", "secs", "ops", "ops/s", "p50 ms", "p99 ms", "max ms", "errors", "dups",
+        ];
         let rows: Vec<[String; 9]> = self
             .runs
             .iter()

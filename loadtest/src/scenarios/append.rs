@@ -57,8 +57,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     store.shutdown().await;
 
     let fsync_floor = single.ops_per_s;
-    Report::new("append", vec![single, concurrent, batched], 1)
-        .map(|r| r.with("single_appender_events_per_s", fsync_floor).with("store", "sqlite (WAL, synchronous=FULL)"))
+    Report::new("append", vec![single, concurrent, batched], 1).map(|r| {
+        r.with("single_appender_events_per_s", fsync_floor)
+            .with("store", "sqlite (WAL, synchronous=FULL)")
+    })
 }
 
 /// Runs `workers` appenders, each appending `batch` events per call, until `duration` passes.

@@ -34,7 +34,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     }
 
     let dir = tempfile::tempdir()?;
-    let hub = nikara::start(Config::for_tests(dir.path())).await.context("cannot start the hub")?;
+    let hub = nikara::start(Config::for_tests(dir.path()))
+        .await
+        .context("cannot start the hub")?;
     let bare = BareServer::start().await?;
     eprintln!("http-baseline: bare poem on {}, hub on {}", bare.addr, hub.addr);
 
@@ -65,7 +67,10 @@ async fn measure(name: &str, target: &Target, path: &str, opts: &Options) -> Run
         let path = path.to_string();
         Arc::new(move |_, _| target.get(&path))
     };
-    eprintln!("http-baseline: {name}: warm-up {WARMUP:?}, then {:?} x {} connections …", opts.duration, opts.concurrency);
+    eprintln!(
+        "http-baseline: {name}: warm-up {WARMUP:?}, then {:?} x {} connections …",
+        opts.duration, opts.concurrency
+    );
     let _ = http::drive(target, opts.concurrency, WARMUP, factory.clone()).await;
     let out = http::drive(target, opts.concurrency, opts.duration, factory).await;
     if let Some(e) = &out.first_error {

@@ -43,12 +43,20 @@ impl CommitStats {
 
     /// Append calls folded into one transaction, on average.
     pub fn mean_group(&self) -> f64 {
-        if self.commits > 0.0 { self.requests / self.commits } else { 0.0 }
+        if self.commits > 0.0 {
+            self.requests / self.commits
+        } else {
+            0.0
+        }
     }
 
     /// Mean time of one group transaction (inserts + commit + fsync), in ms.
     pub fn mean_commit_ms(&self) -> f64 {
-        if self.commits > 0.0 { 1000.0 * self.commit_seconds / self.commits } else { 0.0 }
+        if self.commits > 0.0 {
+            1000.0 * self.commit_seconds / self.commits
+        } else {
+            0.0
+        }
     }
 
     /// Share of the wall-clock time the writer thread spent inside transactions.

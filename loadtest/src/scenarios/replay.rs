@@ -120,10 +120,16 @@ async fn fill(store: &SqliteStore, total: u64) -> anyhow::Result<Run> {
     }
     let elapsed = started.elapsed();
     let head = store.head().await?;
-    anyhow::ensure!(head.0 == total, "the log holds {} events after the fill, expected {total}", head.0);
+    anyhow::ensure!(
+        head.0 == total,
+        "the log holds {} events after the fill, expected {total}",
+        head.0
+    );
     eprintln!("replay: filled in {:.1} s", elapsed.as_secs_f64());
-    Ok(Run::new("fill (4 x 2000-event appends)", elapsed, total, samples.summary())
-        .with("latency_unit", "per 2000-event append"))
+    Ok(
+        Run::new("fill (4 x 2000-event appends)", elapsed, total, samples.summary())
+            .with("latency_unit", "per 2000-event append"),
+    )
 }
 
 /// (a) `$all` from the start through a consumer that only counts.
@@ -175,14 +181,22 @@ async fn rebuild(store: &SqliteStore, models: &ReadModels, total: u64) -> anyhow
     let rows = activity_rows(models).await?;
     let expected = expected_activity_rows(total);
     let target_s = TARGET_REBUILD_S_PER_MILLION * total as f64 / 1_000_000.0;
-    eprintln!("replay: rebuilt in {:.2} s ({rows} activity rows)", elapsed.as_secs_f64());
-    Ok(Run::new("activity rebuild (projections::rebuild)", elapsed, seen, samples.summary())
-        .errors(u64::from(rows != expected))
-        .with("latency_unit", "per 10000-event page")
-        .with("activity_rows", rows)
-        .with("expected_rows", expected)
-        .with("target_s", round(target_s, 2))
-        .with("target_met", elapsed.as_secs_f64() <= target_s))
+    eprintln!(
+        "replay: rebuilt in {:.2} s ({rows} activity rows)",
+        elapsed.as_secs_f64()
+    );
+    Ok(Run::new(
+        "activity rebuild (projections::rebuild)",
+        elapsed,
+        seen,
+        samples.summary(),
+    )
+    .errors(u64::from(rows != expected))
+    .with("latency_unit", "per 10000-event page")
+    .with("activity_rows", rows)
+    .with("expected_rows", expected)
+    .with("target_s", round(target_s, 2))
+    .with("target_met", elapsed.as_secs_f64() <= target_s))
 }
 
 /// (c) The rebuild again, one page at a time on one thread, timing the `$all` read and the
@@ -206,7 +220,9 @@ async fn rebuild_timed_parts(store: &SqliteStore, models: &ReadModels) -> anyhow
             let page = store.read_all_blocking(after, PAGE)?;
             let read = t.elapsed();
             read_time += read;
-            let Some(last) = page.last().map(|e| e.position) else { break };
+            let Some(last) = page.last().map(|e| e.position) else {
+                break;
+            };
             let t = std::time::Instant::now();
             for p in &selected {
                 models_bg.apply_batch(p.as_ref(), &page, last)?;
@@ -227,14 +243,23 @@ async fn rebuild_timed_parts(store: &SqliteStore, models: &ReadModels) -> anyhow
         read_time.as_secs_f64(),
         apply_time.as_secs_f64()
     );
-    Ok(Run::new("rebuild, sequential, parts timed", elapsed, count, samples.summary())
-        .with("latency_unit", "per 10000-event page")
-        .with("read_s", round(read_time.as_secs_f64(), 3))
-        .with("apply_s", round(apply_time.as_secs_f64(), 3))
-        .with(
-            "apply_us_per_activity_event",
-            round(if applied > 0.0 { apply_time.as_secs_f64() * 1e6 / applied } else { 0.0 }, 2),
-        ))
+    Ok(
+        Run::new("rebuild, sequential, parts timed", elapsed, count, samples.summary())
+            .with("latency_unit", "per 10000-event page")
+            .with("read_s", round(read_time.as_secs_f64(), 3))
+            .with("apply_s", round(apply_time.as_secs_f64(), 3))
+            .with(
+                "apply_us_per_activity_event",
+                round(
+                    if applied > 0.0 {
+                        apply_time.as_secs_f64() * 1e6 / applied
+                    } else {
+                        0.0
+                    },
+                    2,
+                ),
+            ),
+    )
 }
 
 async fn activity_rows(models: &ReadModels) -> anyhow::Result<u64> {

@@ -1,0 +1,1 @@
+//! Fake social platforms (filled in by the fakes work).
