@@ -12,6 +12,8 @@ use crate::config::Config;
 use crate::crypto::TokenCipher;
 use crate::domain::user::{User, UserCommand};
 use crate::domain::{Aggregate, DomainEvent, EventError};
+use crate::oauth::Registry;
+use crate::oauth::state::StateKey;
 use crate::projections::{ProjectionError, ReadModels, Runner};
 use crate::store::{Direction, EventStore, ExpectedVersion, Metadata, Position, StoreError, StreamFrom};
 
@@ -48,6 +50,12 @@ pub struct App {
     pub runner: Runner,
     pub jwt: JwtKeys,
     pub cipher: TokenCipher,
+    /// Configured platform apps.
+    pub registry: Registry,
+    /// Signs OAuth states and derives PKCE verifiers.
+    pub state_key: StateKey,
+    /// One HTTP client for every platform call (connection reuse, bounded timeouts).
+    pub http: reqwest::Client,
     /// Last `email` claim recorded per user, so an authenticated request costs no store read once
     /// the user is known.
     seen_users: Mutex<HashMap<String, Option<String>>>,
@@ -62,7 +70,15 @@ impl App {
         runner: Runner,
         jwt: JwtKeys,
         cipher: TokenCipher,
+        registry: Registry,
     ) -> Self {
+        let state_key = StateKey::derive(&jwt.secret());
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
         App {
             config,
             store,
@@ -70,6 +86,9 @@ impl App {
             runner,
             jwt,
             cipher,
+            registry,
+            state_key,
+            http,
             seen_users: Mutex::new(HashMap::new()),
             started: Instant::now(),
         }

@@ -139,6 +139,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Platform settings are validated at boot too (a bad override URL, an id without a secret).
+    if let Err(e) = nikara::oauth::Registry::from_config(&config) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     init_tracing(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -184,9 +189,8 @@ async fn dispatch(command: Command, mut config: Config) -> anyhow::Result<()> {
         }
         Command::Keys { command } => match command {
             KeysCommand::Generate { .. } => Ok(()),
-            KeysCommand::Rotate | KeysCommand::Status => anyhow::bail!(
-                "no tokens are stored yet: key rotation and status arrive with account connections (see README, roadmap)"
-            ),
+            KeysCommand::Status => keys_status(config).await,
+            KeysCommand::Rotate => keys_rotate(config).await,
         },
         Command::Projections { command } => projections(command, config).await,
         Command::Webhooks { .. } => {
@@ -229,6 +233,77 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Opens store and read models and brings the accounts read model up to date.
+async fn open_accounts(
+    config: &mut Config,
+) -> anyhow::Result<(std::sync::Arc<dyn nikara::store::EventStore>, nikara::projections::ReadModels, KeyRing)> {
+    nikara::startup::resolve_dev_secrets(config)?;
+    let ring = config.encryption_keys.clone().context("no key ring")?;
+    let store = nikara::startup::open_store(config).await?;
+    let models = nikara::startup::open_read_models(config)?;
+    let accounts: std::sync::Arc<dyn nikara::projections::Projection> =
+        std::sync::Arc::new(nikara::projections::accounts::Accounts);
+    nikara::projections::catch_up(&store, &models, &[accounts]).await?;
+    Ok((store, models, ring))
+}
+
+async fn print_status(models: &nikara::projections::ReadModels, ring: &KeyRing) -> anyhow::Result<()> {
+    let live = models.read(|c| nikara::projections::accounts::live_tokens_per_kid(c)).await?;
+    println!("{:<24} {:>12}  note", "key id", "live tokens");
+    for kid in ring.kids() {
+        let n = live.iter().find(|(k, _)| k == kid).map_or(0, |(_, n)| *n);
+        let note = if kid == ring.primary_kid() {
+            "primary"
+        } else if n == 0 {
+            "safe to remove"
+        } else {
+            "run `nikara keys rotate`"
+        };
+        println!("{kid:<24} {n:>12}  {note}");
+    }
+    for (kid, n) in live.iter().filter(|(k, _)| !ring.kids().contains(&k.as_str())) {
+        println!("{kid:<24} {n:>12}  MISSING from NIKARA_ENCRYPTION_KEYS: add it back");
+    }
+    Ok(())
+}
+
+async fn keys_status(mut config: Config) -> anyhow::Result<()> {
+    let (store, models, ring) = open_accounts(&mut config).await?;
+    print_status(&models, &ring).await?;
+    store.shutdown().await;
+    Ok(())
+}
+
+async fn keys_rotate(mut config: Config) -> anyhow::Result<()> {
+    let (store, models, ring) = open_accounts(&mut config).await?;
+    let primary = ring.primary_kid().to_string();
+    let todo = {
+        let primary = primary.clone();
+        models.read(move |c| nikara::projections::accounts::needing_rotation(c, &primary)).await?
+    };
+    let bar = indicatif::ProgressBar::new(todo.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} re-encrypting [{bar:40}] {pos}/{len} accounts  eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let cipher = nikara::crypto::TokenCipher::new(ring.clone());
+    let mut rotated = 0;
+    for id in &todo {
+        if nikara::keys::rotate_account(store.as_ref(), &cipher, id).await? {
+            rotated += 1;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let accounts: std::sync::Arc<dyn nikara::projections::Projection> =
+        std::sync::Arc::new(nikara::projections::accounts::Accounts);
+    nikara::projections::catch_up(&store, &models, &[accounts]).await?;
+    println!("re-encrypted the tokens of {rotated} account(s) under key `{primary}`");
+    print_status(&models, &ring).await?;
+    store.shutdown().await;
+    Ok(())
 }
 
 async fn projections(command: ProjectionsCommand, config: Config) -> anyhow::Result<()> {

@@ -80,6 +80,33 @@ pub fn open_read_models(config: &Config) -> anyhow::Result<ReadModels> {
     ReadModels::open(&path).with_context(|| format!("cannot open the read models at {}", path.display()))
 }
 
+/// Refuses to start when a live token is encrypted under a key id the ring does not hold: such a
+/// hub could not publish for those accounts, and the operator removed a key too early.
+pub async fn check_key_ring(store: &Arc<dyn EventStore>, models: &ReadModels, ring: &KeyRing) -> anyhow::Result<()> {
+    let accounts: Arc<dyn projections::Projection> = Arc::new(projections::accounts::Accounts);
+    projections::catch_up(store, models, &[accounts])
+        .await
+        .context("cannot bring the accounts read model up to date")?;
+    let live = models
+        .read(|c| projections::accounts::live_tokens_per_kid(c))
+        .await
+        .context("cannot count live tokens per key")?;
+    let known = ring.kids();
+    let missing: Vec<String> = live
+        .iter()
+        .filter(|(kid, _)| !known.contains(&kid.as_str()))
+        .map(|(kid, n)| format!("{kid} ({n} live tokens)"))
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "NIKARA_ENCRYPTION_KEYS: live tokens are encrypted under key id(s) {} that the key ring does not hold; \
+             add the key(s) back, run `nikara keys rotate`, and remove a key only when `nikara keys status` shows 0 for it",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// A built hub: state plus its background tasks.
 #[derive(Debug)]
 pub struct Hub {
@@ -103,8 +130,10 @@ impl Hub {
             .encryption_keys
             .clone()
             .context("key ring missing after resolution")?;
+        let registry = crate::oauth::Registry::from_config(&config)?;
         let store = open_store(&config).await?;
         let models = open_read_models(&config)?;
+        check_key_ring(&store, &models, &ring).await?;
         let runner = Runner::new(store.clone(), models.clone(), projections::all());
         let background = CancellationToken::new();
         let tasks = runner.spawn(background.clone());
@@ -116,6 +145,7 @@ impl Hub {
             runner,
             jwt,
             TokenCipher::new(ring),
+            registry,
         ));
         Ok(Hub { app, background, tasks })
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use nikara::projections::{Projection, ReadModels, activity};
+use nikara::projections::{Projection, ReadModels, accounts, activity};
 use nikara::store::{Metadata, Position, RecordedEvent};
 use serde::Deserialize;
 
@@ -101,4 +101,18 @@ async fn activity_fixture() {
     }
     compare("activity", serde_json::to_value(out).unwrap());
     let _ = Arc::new(p);
+}
+
+#[tokio::test]
+async fn accounts_fixture() {
+    let events = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("projections/accounts/events.jsonl"));
+    let models = replay(&accounts::Accounts, &events);
+    let mut out = BTreeMap::new();
+    for user in ["alice", "bob"] {
+        let rows = models.read(move |c| accounts::list(c, user, 100, None)).await.unwrap();
+        out.insert(user.to_string(), serde_json::to_value(rows).unwrap());
+    }
+    let kids = models.read(|c| accounts::live_tokens_per_kid(c)).await.unwrap();
+    out.insert("live_tokens_per_kid".to_string(), serde_json::to_value(kids).unwrap());
+    compare("accounts", serde_json::to_value(out).unwrap());
 }

@@ -10,18 +10,32 @@ use poem_openapi::OpenApiService;
 
 use crate::app::App;
 
+pub mod accounts;
 pub mod activity;
 pub mod error;
 pub mod me;
 pub mod middleware;
+pub mod oauth;
 pub mod security;
 pub mod system;
 
-type Apis = (system::SystemApi, me::MeApi, activity::ActivityApi);
+type Apis = (
+    system::SystemApi,
+    me::MeApi,
+    activity::ActivityApi,
+    oauth::OauthApi,
+    accounts::AccountsApi,
+);
 
 fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (system::SystemApi, me::MeApi, activity::ActivityApi),
+        (
+            system::SystemApi,
+            me::MeApi,
+            activity::ActivityApi,
+            oauth::OauthApi,
+            accounts::AccountsApi,
+        ),
         "nikara",
         env!("CARGO_PKG_VERSION"),
     )

@@ -83,6 +83,11 @@ impl JwtKeys {
         }
     }
 
+    /// The HS256 secret, for deriving other keys (OAuth state) from it.
+    pub fn secret(&self) -> SecretString {
+        self.secret.clone()
+    }
+
     /// Checks a compact JWS and returns the caller.
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;

@@ -75,6 +75,11 @@ macro_rules! prefixed_id {
                 $name(format!(concat!($prefix, "_{}"), uuid::Uuid::now_v7().simple()))
             }
 
+            /// The id of a given UUID (deterministic ids: UUIDv5 of a natural key).
+            pub fn from_uuid(u: uuid::Uuid) -> Self {
+                $name(format!(concat!($prefix, "_{}"), u.simple()))
+            }
+
             /// Parses `{prefix}_{32 hex}`.
             pub fn parse(s: &str) -> Result<Self, IdError> {
                 let err = |reason| IdError { kind: $prefix, value: s.chars().take(64).collect(), reason };

@@ -3,8 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
+pub mod account;
 pub mod events;
 pub mod ids;
+pub mod platform;
 pub mod user;
 
 pub use events::{DomainEvent, EventError};

@@ -17,16 +17,36 @@ pub enum UserEvent {
     UserEmailClaimChanged { email_claim: Option<String> },
     /// The user set their profile.
     UserProfileUpdated { email: Option<String>, notifications: bool },
+    /// A connection went through but passed over some accounts (e.g. a Page without an Instagram
+    /// business account); said to the user in the activity log.
+    AccountsSkipped {
+        platform: crate::domain::platform::Platform,
+        notes: Vec<String>,
+    },
+    /// An OAuth connection attempt failed; kept for the activity log (the redirect only carries a code).
+    AccountConnectionFailed {
+        platform: crate::domain::platform::Platform,
+        code: String,
+        message: String,
+    },
 }
 
 impl DomainEvent for UserEvent {
-    const TYPES: &'static [&'static str] = &["UserFirstSeen", "UserEmailClaimChanged", "UserProfileUpdated"];
+    const TYPES: &'static [&'static str] = &[
+        "UserFirstSeen",
+        "UserEmailClaimChanged",
+        "UserProfileUpdated",
+        "AccountConnectionFailed",
+        "AccountsSkipped",
+    ];
 
     fn event_type(&self) -> &'static str {
         match self {
             UserEvent::UserFirstSeen { .. } => "UserFirstSeen",
             UserEvent::UserEmailClaimChanged { .. } => "UserEmailClaimChanged",
             UserEvent::UserProfileUpdated { .. } => "UserProfileUpdated",
+            UserEvent::AccountConnectionFailed { .. } => "AccountConnectionFailed",
+            UserEvent::AccountsSkipped { .. } => "AccountsSkipped",
         }
     }
 }
@@ -37,6 +57,17 @@ pub enum UserCommand {
     Observe { email_claim: Option<String> },
     /// `PUT /api/me`.
     UpdateProfile { email: Option<String>, notifications: bool },
+    /// Record accounts a connection passed over.
+    RecordSkipped {
+        platform: crate::domain::platform::Platform,
+        notes: Vec<String>,
+    },
+    /// Record why an OAuth connection failed.
+    RecordConnectionFailure {
+        platform: crate::domain::platform::Platform,
+        code: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +141,7 @@ impl Aggregate for User {
                 self.profile_email = email.clone();
                 self.notifications = *notifications;
             }
+            UserEvent::AccountConnectionFailed { .. } | UserEvent::AccountsSkipped { .. } => self.seen = true,
         }
     }
 
@@ -141,6 +173,19 @@ impl Aggregate for User {
                     notifications: *notifications,
                 }])
             }
+            UserCommand::RecordSkipped { platform, notes } => Ok(vec![UserEvent::AccountsSkipped {
+                platform: *platform,
+                notes: notes.clone(),
+            }]),
+            UserCommand::RecordConnectionFailure {
+                platform,
+                code,
+                message,
+            } => Ok(vec![UserEvent::AccountConnectionFailed {
+                platform: *platform,
+                code: code.clone(),
+                message: message.clone(),
+            }]),
         }
     }
 }

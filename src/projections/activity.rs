@@ -12,7 +12,16 @@ use crate::store::RecordedEvent;
 pub struct Activity;
 
 /// Event types the activity log shows. Later capabilities add theirs here with a summary below.
-pub const EVENT_TYPES: &[&str] = &["UserFirstSeen", "UserEmailClaimChanged", "UserProfileUpdated"];
+pub const EVENT_TYPES: &[&str] = &[
+    "UserFirstSeen",
+    "UserEmailClaimChanged",
+    "UserProfileUpdated",
+    "AccountConnectionFailed",
+    "AccountsSkipped",
+    "AccountConnected",
+    "AccountReconnected",
+    "AccountDisconnected",
+];
 
 impl Projection for Activity {
     fn name(&self) -> &'static str {
@@ -20,7 +29,7 @@ impl Projection for Activity {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn event_types(&self) -> &'static [&'static str] {
@@ -99,7 +108,45 @@ pub fn summarize(event_type: &str, data: &Value) -> String {
                 None => format!("Notification email cleared; notifications {notif}"),
             }
         }
+        "AccountConnectionFailed" => format!(
+            "Could not connect {}: {}",
+            platform_name(data.get("platform")),
+            text(data, "message").unwrap_or("unknown error")
+        ),
+        "AccountsSkipped" => {
+            let notes: Vec<&str> = data
+                .get("notes")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            format!("{}: skipped {}", platform_name(data.get("platform")), notes.join("; "))
+        }
+        "AccountConnected" => format!(
+            "Connected {} account {}",
+            platform_name(data.get("platform")),
+            account_name(data)
+        ),
+        "AccountReconnected" => format!("Reconnected account {}", account_name(data)),
+        "AccountDisconnected" => match text(data, "reason") {
+            Some(r) => format!("Disconnected an account ({r})"),
+            None => "Disconnected an account".to_string(),
+        },
         other => other.to_string(),
+    }
+}
+
+fn platform_name(v: Option<&Value>) -> &'static str {
+    v.and_then(Value::as_str)
+        .and_then(|p| p.parse::<crate::domain::platform::Platform>().ok())
+        .map_or("a platform", |p| p.display_name())
+}
+
+fn account_name(data: &Value) -> String {
+    let profile = data.get("profile").unwrap_or(&Value::Null);
+    match (text(profile, "display_name"), text(profile, "username")) {
+        (_, Some(u)) => format!("@{u}"),
+        (Some(d), None) => d.to_string(),
+        (None, None) => text(profile, "external_id").unwrap_or("(unnamed)").to_string(),
     }
 }
 

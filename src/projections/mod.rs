@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::{self, ProjectionLabels};
 use crate::store::{EventStore, Position, RecordedEvent, StoreError};
 
+pub mod accounts;
 pub mod activity;
 
 /// Events applied per read-model transaction at most.
@@ -226,7 +227,7 @@ fn reset_on(tx: &Transaction<'_>, p: &dyn Projection) -> Result<(), ProjectionEr
 /// Every projection of the hub, in one place so the runner, the rebuild command and the tests
 /// agree on the set.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(activity::Activity)]
+    vec![Arc::new(activity::Activity), Arc::new(accounts::Accounts)]
 }
 
 /// Live state of one projection, for `/readyz` and `/metrics`.
@@ -502,6 +503,39 @@ pub async fn rebuild(
         progress(seen, head);
     }
     Ok(seen)
+}
+
+/// Brings projections up to the head of the log from their checkpoints, synchronously. Used where a
+/// command needs a current read model without the runner (CLI commands, startup checks).
+pub async fn catch_up(
+    store: &Arc<dyn EventStore>,
+    models: &ReadModels,
+    projections: &[Arc<dyn Projection>],
+) -> Result<(), ProjectionError> {
+    for p in projections {
+        let (m, proj) = (models.clone(), p.clone());
+        let mut position = tokio::task::spawn_blocking(move || m.prepare(proj.as_ref()))
+            .await
+            .map_err(|e| ProjectionError::Apply {
+                projection: p.name(),
+                position: 0,
+                message: e.to_string(),
+            })??;
+        loop {
+            let page = store.read_all(position, 10_000).await?;
+            let Some(last) = page.last().map(|e| e.position) else { break };
+            let (m, proj) = (models.clone(), p.clone());
+            tokio::task::spawn_blocking(move || m.apply_batch(proj.as_ref(), &page, last))
+                .await
+                .map_err(|e| ProjectionError::Apply {
+                    projection: p.name(),
+                    position: last.0,
+                    message: e.to_string(),
+                })??;
+            position = last;
+        }
+    }
+    Ok(())
 }
 
 /// Finds projections by name (`None`: all of them).

@@ -21,7 +21,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
+        Self::spawn_at(tempfile::tempdir().unwrap(), tweak).await
+    }
+
+    /// A hub on an existing data dir (restarts).
+    pub async fn spawn_at(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = Config::for_tests(dir.path());
         tweak(&mut config);
         let running = nikara::start(config).await.unwrap();
@@ -51,6 +55,27 @@ impl TestApp {
 
     pub fn put(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.client.put(self.url(path)).bearer_auth(token)
+    }
+
+    /// Stops the hub and hands back its data dir for a restart.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.running.stop().await.unwrap();
+        self.dir
+    }
+
+    /// A client that does not follow redirects (the OAuth callback answers 302).
+    pub fn no_redirects(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    /// Rewrites a URL built from the configured public URL onto this hub's real address.
+    pub fn local(&self, url: &str) -> String {
+        let public = self.running.app.config.public_url.as_str().trim_end_matches('/');
+        url.replacen(public, &self.running.url(), 1)
     }
 
     pub async fn wait_ready(&self) {
