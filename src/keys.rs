@@ -38,11 +38,17 @@ fn reseal(cipher: &TokenCipher, account: &str, t: &StoredTokens) -> Result<Store
 
 /// Re-encrypts one account's tokens under the primary key. Answers whether anything changed.
 /// Appends at the revision read; a concurrent token change (a refresh) makes it re-read.
-pub async fn rotate_account(store: &dyn EventStore, cipher: &TokenCipher, account_id: &str) -> Result<bool, RotateError> {
+pub async fn rotate_account(
+    store: &dyn EventStore,
+    cipher: &TokenCipher,
+    account_id: &str,
+) -> Result<bool, RotateError> {
     let stream = format!("account-{account_id}");
     let primary = cipher.ring().primary_kid();
     for _ in 0..5 {
-        let events = store.read_stream(&stream, StreamFrom::Start, Direction::Forwards, usize::MAX).await?;
+        let events = store
+            .read_stream(&stream, StreamFrom::Start, Direction::Forwards, usize::MAX)
+            .await?;
         let mut state = Account::default();
         let mut revision = None;
         for ev in &events {
@@ -51,7 +57,9 @@ pub async fn rotate_account(store: &dyn EventStore, cipher: &TokenCipher, accoun
             }
             revision = Some(ev.revision);
         }
-        let Some(tokens) = state.tokens.clone().filter(|_| state.connected) else { return Ok(false) };
+        let Some(tokens) = state.tokens.clone().filter(|_| state.connected) else {
+            return Ok(false);
+        };
         let on_primary = |c: &str| TokenCipher::kid_of(c).is_ok_and(|k| k == primary);
         if on_primary(&tokens.access_token) && tokens.refresh_token.as_deref().is_none_or(on_primary) {
             return Ok(false);
@@ -69,8 +77,14 @@ pub async fn rotate_account(store: &dyn EventStore, cipher: &TokenCipher, accoun
             user_id: state.user_id.clone(),
             ..Metadata::now()
         };
-        let new = out.iter().map(|e| e.to_new_event(meta.clone())).collect::<Result<Vec<_>, _>>()?;
-        match store.append(&stream, ExpectedVersion::from_current(revision), new).await {
+        let new = out
+            .iter()
+            .map(|e| e.to_new_event(meta.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        match store
+            .append(&stream, ExpectedVersion::from_current(revision), new)
+            .await
+        {
             Ok(_) => return Ok(true),
             Err(StoreError::WrongExpectedVersion { .. }) => continue,
             Err(e) => return Err(e.into()),

@@ -238,7 +238,11 @@ async fn wait_for_signal() {
 /// Opens store and read models and brings the accounts read model up to date.
 async fn open_accounts(
     config: &mut Config,
-) -> anyhow::Result<(std::sync::Arc<dyn nikara::store::EventStore>, nikara::projections::ReadModels, KeyRing)> {
+) -> anyhow::Result<(
+    std::sync::Arc<dyn nikara::store::EventStore>,
+    nikara::projections::ReadModels,
+    KeyRing,
+)> {
     nikara::startup::resolve_dev_secrets(config)?;
     let ring = config.encryption_keys.clone().context("no key ring")?;
     let store = nikara::startup::open_store(config).await?;
@@ -250,7 +254,7 @@ async fn open_accounts(
 }
 
 async fn print_status(models: &nikara::projections::ReadModels, ring: &KeyRing) -> anyhow::Result<()> {
-    let live = models.read(|c| nikara::projections::accounts::live_tokens_per_kid(c)).await?;
+    let live = models.read(nikara::projections::accounts::live_tokens_per_kid).await?;
     println!("{:<24} {:>12}  note", "key id", "live tokens");
     for kid in ring.kids() {
         let n = live.iter().find(|(k, _)| k == kid).map_or(0, |(_, n)| *n);
@@ -281,7 +285,9 @@ async fn keys_rotate(mut config: Config) -> anyhow::Result<()> {
     let primary = ring.primary_kid().to_string();
     let todo = {
         let primary = primary.clone();
-        models.read(move |c| nikara::projections::accounts::needing_rotation(c, &primary)).await?
+        models
+            .read(move |c| nikara::projections::accounts::needing_rotation(c, &primary))
+            .await?
     };
     let bar = indicatif::ProgressBar::new(todo.len() as u64);
     bar.set_style(

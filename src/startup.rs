@@ -88,7 +88,7 @@ pub async fn check_key_ring(store: &Arc<dyn EventStore>, models: &ReadModels, ri
         .await
         .context("cannot bring the accounts read model up to date")?;
     let live = models
-        .read(|c| projections::accounts::live_tokens_per_kid(c))
+        .read(projections::accounts::live_tokens_per_kid)
         .await
         .context("cannot count live tokens per key")?;
     let known = ring.kids();

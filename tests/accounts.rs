@@ -19,7 +19,13 @@ fn settings(fakes: &[&FakePlatform]) -> impl FnOnce(&mut nikara::config::Config)
 
 /// start → consent at the fake → callback; answers the callback's redirect Location.
 async fn connect(app: &TestApp, fake: &FakePlatform, platform: &str, token: &str) -> String {
-    let start = app.client.post(app.url(&format!("/api/oauth/{platform}/start"))).bearer_auth(token).send().await.unwrap();
+    let start = app
+        .client
+        .post(app.url(&format!("/api/oauth/{platform}/start")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(start.status(), 200, "{}", start.text().await.unwrap());
     let body: Value = start.json().await.unwrap();
     let authorize_url = body["authorize_url"].as_str().unwrap();
@@ -30,27 +36,52 @@ async fn connect(app: &TestApp, fake: &FakePlatform, platform: &str, token: &str
 }
 
 async fn accounts(app: &TestApp, token: &str) -> Vec<Value> {
-    let list: Value = app.get("/api/accounts", token).send().await.unwrap().json().await.unwrap();
+    let list: Value = app
+        .get("/api/accounts", token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     list["items"].as_array().unwrap().clone()
 }
 
 async fn activity(app: &TestApp, token: &str) -> Vec<String> {
-    let page: Value = app.get("/api/activity", token).send().await.unwrap().json().await.unwrap();
-    page["items"].as_array().unwrap().iter().map(|i| i["summary"].as_str().unwrap().to_string()).collect()
+    let page: Value = app
+        .get("/api/activity", token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["summary"].as_str().unwrap().to_string())
+        .collect()
 }
 
-fn assert_account(a: &Value, platform: &str) {
+fn assert_account(a: &Value, platform: &str, fake: &FakePlatform) {
     assert_eq!(a["platform"], platform, "{a}");
     assert!(a["id"].as_str().unwrap().starts_with("acc_"), "{a}");
     assert!(!a["external_id"].as_str().unwrap().is_empty(), "{a}");
     assert!(a["display_name"].as_str().is_some_and(|s| !s.is_empty()), "{a}");
     assert!(a["avatar_url"].as_str().is_some_and(|s| s.starts_with("http")), "{a}");
-    assert!(!a["avatar_url"].as_str().unwrap().contains("&amp;"), "HTML entities decoded: {a}");
+    assert!(
+        !a["avatar_url"].as_str().unwrap().contains("&amp;"),
+        "HTML entities decoded: {a}"
+    );
     assert_eq!(a["status"], "active", "{a}");
     assert!(a["connected_at"].as_str().is_some(), "{a}");
     assert!(a["metadata"].is_object(), "{a}");
     let text = a.to_string();
-    assert!(!text.contains("fake-"), "no token in the API: {text}");
+    for token in fake.issued_tokens() {
+        assert!(!text.contains(&token), "a token reached the API: {text}");
+    }
+    assert!(!text.contains(fake.client_secret()));
 }
 
 async fn connects(kind: Kind, platform: &str, expected_accounts: usize) -> (TestApp, FakePlatform, String) {
@@ -62,8 +93,15 @@ async fn connects(kind: Kind, platform: &str, expected_accounts: usize) -> (Test
     let list = accounts(&app, &t).await;
     assert_eq!(list.len(), expected_accounts, "{list:?}");
     for a in &list {
-        assert_account(a, platform);
-        let one: Value = app.get(&format!("/api/accounts/{}", a["id"].as_str().unwrap()), &t).send().await.unwrap().json().await.unwrap();
+        assert_account(a, platform, &fake);
+        let one: Value = app
+            .get(&format!("/api/accounts/{}", a["id"].as_str().unwrap()), &t)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(&one, a);
     }
     assert!(activity(&app, &t).await.iter().any(|s| s.starts_with("Connected ")));
@@ -84,7 +122,12 @@ async fn instagram_connects_business_accounts_and_says_which_pages_it_skipped() 
     let a = &accounts(&app, &t).await[0];
     assert!(a["username"].as_str().is_some());
     assert!(a["metadata"]["page_id"].as_str().is_some());
-    assert!(activity(&app, &t).await.iter().any(|s| s.contains("has no Instagram business account")));
+    assert!(
+        activity(&app, &t)
+            .await
+            .iter()
+            .any(|s| s.contains("has no Instagram business account"))
+    );
     app.stop().await;
 }
 
@@ -93,7 +136,12 @@ async fn linkedin_connects_with_oidc_profile() {
     let (app, _fake, t) = connects(Kind::Linkedin, "linkedin", 1).await;
     let a = &accounts(&app, &t).await[0];
     assert_eq!(a["metadata"]["profile_source"], "oidc");
-    assert!(a["metadata"]["author_urn"].as_str().unwrap().starts_with("urn:li:person:"));
+    assert!(
+        a["metadata"]["author_urn"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:li:person:")
+    );
     app.stop().await;
 }
 
@@ -105,7 +153,7 @@ async fn linkedin_maps_the_legacy_lite_profile_to_the_same_fields() {
     let t = app.token("owner", None);
     connect(&app, &fake, "linkedin", &t).await;
     let a = &accounts(&app, &t).await[0];
-    assert_account(a, "linkedin");
+    assert_account(a, "linkedin", &fake);
     assert_eq!(a["metadata"]["profile_source"], "r_liteprofile");
     for field in ["id", "name", "first_name", "last_name", "picture", "author_urn"] {
         assert!(a["metadata"][field].is_string(), "{field} in {a}");
@@ -116,16 +164,29 @@ async fn linkedin_maps_the_legacy_lite_profile_to_the_same_fields() {
 #[tokio::test]
 async fn x_connects_with_pkce() {
     let (app, fake, _t) = connects(Kind::X, "x", 1).await;
-    let token_call = fake.requests().into_iter().find(|r| r.path == "/2/oauth2/token").unwrap();
+    let token_call = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/2/oauth2/token")
+        .unwrap();
     assert!(token_call.body.contains("code_verifier="), "PKCE verifier sent");
-    assert!(token_call.headers.iter().any(|(k, v)| k == "authorization" && v.starts_with("Basic ")));
+    assert!(
+        token_call
+            .headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v.starts_with("Basic "))
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn tiktok_connects() {
     let (app, fake, _t) = connects(Kind::Tiktok, "tiktok", 1).await;
-    let token_call = fake.requests().into_iter().find(|r| r.path == "/v2/oauth/token/").unwrap();
+    let token_call = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v2/oauth/token/")
+        .unwrap();
     assert!(token_call.body.contains("client_key="));
     app.stop().await;
 }
@@ -158,7 +219,12 @@ async fn reconnecting_the_same_account_does_not_duplicate_it_and_keeps_the_refre
         .running
         .app
         .store
-        .read_stream(&format!("account-{}", first[0]["id"].as_str().unwrap()), nikara::store::StreamFrom::Start, nikara::store::Direction::Forwards, 10)
+        .read_stream(
+            &format!("account-{}", first[0]["id"].as_str().unwrap()),
+            nikara::store::StreamFrom::Start,
+            nikara::store::Direction::Forwards,
+            10,
+        )
         .await
         .unwrap()
         .into_iter()
@@ -175,21 +241,44 @@ async fn failures_redirect_with_a_code_and_store_nothing() {
     let t = app.token("owner", None);
 
     fake.control().deny_consent = true;
-    assert_eq!(connect(&app, &fake, "x", &t).await, "http://localhost:3000/?error=access_denied");
+    assert_eq!(
+        connect(&app, &fake, "x", &t).await,
+        "http://localhost:3000/?error=access_denied"
+    );
     fake.control().deny_consent = false;
 
     fake.control().token_error_500 = true;
-    assert_eq!(connect(&app, &fake, "x", &t).await, "http://localhost:3000/?error=platform_unavailable");
+    assert_eq!(
+        connect(&app, &fake, "x", &t).await,
+        "http://localhost:3000/?error=platform_unavailable"
+    );
     fake.control().token_error_500 = false;
 
     fake.control().profile_401 = true;
-    assert_eq!(connect(&app, &fake, "x", &t).await, "http://localhost:3000/?error=token_rejected");
+    assert_eq!(
+        connect(&app, &fake, "x", &t).await,
+        "http://localhost:3000/?error=token_rejected"
+    );
     fake.control().profile_401 = false;
 
     // A bad code: a valid state, but a code the platform never issued.
-    let start: Value = app.client.post(app.url("/api/oauth/x/start")).bearer_auth(&t).send().await.unwrap().json().await.unwrap();
+    let start: Value = app
+        .client
+        .post(app.url("/api/oauth/x/start"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let authorize = url::Url::parse(start["authorize_url"].as_str().unwrap()).unwrap();
-    let state = authorize.query_pairs().find(|(k, _)| k == "state").unwrap().1.to_string();
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .to_string();
     let resp = app
         .no_redirects()
         .get(app.url("/api/oauth/callback"))
@@ -198,11 +287,19 @@ async fn failures_redirect_with_a_code_and_store_nothing() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 302);
-    assert!(resp.headers()["location"].to_str().unwrap().starts_with("http://localhost:3000/?error="));
+    assert!(
+        resp.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("http://localhost:3000/?error=")
+    );
 
     assert!(accounts(&app, &t).await.is_empty(), "nothing half-stored");
     let log = activity(&app, &t).await;
-    assert!(log.iter().filter(|s| s.starts_with("Could not connect X")).count() >= 4, "{log:?}");
+    assert!(
+        log.iter().filter(|s| s.starts_with("Could not connect X")).count() >= 4,
+        "{log:?}"
+    );
     app.stop().await;
 }
 
@@ -216,20 +313,54 @@ async fn bad_expired_and_replayed_states_are_400() {
     let missing = client.get(app.url("/api/oauth/callback?code=c")).send().await.unwrap();
     assert_eq!(error_code(missing).await.1, "invalid_state");
 
-    let (state, _) = app.running.app.state_key.issue("owner", nikara::domain::platform::Platform::Reddit, chrono::Utc::now());
+    let (state, _) =
+        app.running
+            .app
+            .state_key
+            .issue("owner", nikara::domain::platform::Platform::Reddit, chrono::Utc::now());
     let tampered = format!("{}x", state);
-    let resp = client.get(app.url("/api/oauth/callback")).query(&[("code", "c"), ("state", tampered.as_str())]).send().await.unwrap();
-    assert_eq!(error_code(resp).await, (400, "invalid_state".into(), "the state parameter's signature is invalid".into()));
+    let resp = client
+        .get(app.url("/api/oauth/callback"))
+        .query(&[("code", "c"), ("state", tampered.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(resp).await,
+        (
+            400,
+            "invalid_state".into(),
+            "the state parameter's signature is invalid".into()
+        )
+    );
 
     let old = chrono::Utc::now() - chrono::Duration::minutes(11);
-    let (expired, _) = app.running.app.state_key.issue("owner", nikara::domain::platform::Platform::Reddit, old);
-    let resp = client.get(app.url("/api/oauth/callback")).query(&[("code", "c"), ("state", expired.as_str())]).send().await.unwrap();
+    let (expired, _) = app
+        .running
+        .app
+        .state_key
+        .issue("owner", nikara::domain::platform::Platform::Reddit, old);
+    let resp = client
+        .get(app.url("/api/oauth/callback"))
+        .query(&[("code", "c"), ("state", expired.as_str())])
+        .send()
+        .await
+        .unwrap();
     let (status, code, message) = error_code(resp).await;
     assert_eq!((status, code.as_str()), (400, "invalid_state"));
     assert!(message.contains("expired"));
 
     // Replay: the same callback twice.
-    let start: Value = app.client.post(app.url("/api/oauth/reddit/start")).bearer_auth(&t).send().await.unwrap().json().await.unwrap();
+    let start: Value = app
+        .client
+        .post(app.url("/api/oauth/reddit/start"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let callback = app.local(&fake.consent(start["authorize_url"].as_str().unwrap()).await);
     assert_eq!(client.get(&callback).send().await.unwrap().status(), 302);
     let again = client.get(&callback).send().await.unwrap();
@@ -241,13 +372,36 @@ async fn bad_expired_and_replayed_states_are_400() {
 async fn unknown_and_unconfigured_platforms_are_404() {
     let app = TestApp::spawn().await;
     let t = app.token("owner", None);
-    let unknown = app.client.post(app.url("/api/oauth/myspace/start")).bearer_auth(&t).send().await.unwrap();
+    let unknown = app
+        .client
+        .post(app.url("/api/oauth/myspace/start"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(unknown).await.1, "unknown_platform");
-    let unconfigured = app.client.post(app.url("/api/oauth/tiktok/start")).bearer_auth(&t).json(&json!({})).send().await.unwrap();
+    let unconfigured = app
+        .client
+        .post(app.url("/api/oauth/tiktok/start"))
+        .bearer_auth(&t)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     let (status, code, message) = error_code(unconfigured).await;
     assert_eq!((status, code.as_str()), (404, "platform_not_configured"));
-    assert!(message.contains("NIKARA_TIKTOK_CLIENT_ID") && message.contains("NIKARA_TIKTOK_CLIENT_SECRET"), "{message}");
-    let platforms: Value = app.get("/api/platforms", &t).send().await.unwrap().json().await.unwrap();
+    assert!(
+        message.contains("NIKARA_TIKTOK_CLIENT_ID") && message.contains("NIKARA_TIKTOK_CLIENT_SECRET"),
+        "{message}"
+    );
+    let platforms: Value = app
+        .get("/api/platforms", &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(platforms["items"], json!([]));
     app.stop().await;
 }
@@ -257,10 +411,28 @@ async fn platforms_lists_the_configured_ones_with_scopes() {
     let meta = FakePlatform::start(Kind::Meta).await;
     let app = TestApp::spawn_with(settings(&[&meta])).await;
     let t = app.token("owner", None);
-    let platforms: Value = app.get("/api/platforms", &t).send().await.unwrap().json().await.unwrap();
-    let names: Vec<&str> = platforms["items"].as_array().unwrap().iter().map(|p| p["platform"].as_str().unwrap()).collect();
+    let platforms: Value = app
+        .get("/api/platforms", &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = platforms["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["platform"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["facebook", "instagram"]);
-    assert!(platforms["items"][0]["scopes"].as_array().unwrap().iter().any(|s| s == "pages_manage_posts"));
+    assert!(
+        platforms["items"][0]["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "pages_manage_posts")
+    );
     assert!(!platforms.to_string().contains(meta.client_secret()));
     app.stop().await;
 }
@@ -305,17 +477,40 @@ async fn another_users_account_is_404_on_every_route_that_takes_an_id() {
 
 #[tokio::test]
 async fn disconnect_revokes_where_possible_and_hides_the_account() {
-    for (kind, platform, revoke_path) in [(Kind::Google, "youtube", Some("/revoke")), (Kind::Reddit, "reddit", Some("/api/v1/revoke_token")), (Kind::X, "x", None)] {
+    for (kind, platform, revoke_path) in [
+        (Kind::Google, "youtube", Some("/revoke")),
+        (Kind::Reddit, "reddit", Some("/api/v1/revoke_token")),
+        (Kind::X, "x", None),
+    ] {
         let fake = FakePlatform::start(kind).await;
         let app = TestApp::spawn_with(settings(&[&fake])).await;
         let t = app.token("owner", None);
         connect(&app, &fake, platform, &t).await;
         let id = accounts(&app, &t).await[0]["id"].as_str().unwrap().to_string();
-        let resp = app.client.delete(app.url(&format!("/api/accounts/{id}"))).bearer_auth(&t).send().await.unwrap();
+        let resp = app
+            .client
+            .delete(app.url(&format!("/api/accounts/{id}")))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 204);
         assert!(accounts(&app, &t).await.is_empty());
-        assert_eq!(app.get(&format!("/api/accounts/{id}"), &t).send().await.unwrap().status(), 404);
-        let again = app.client.delete(app.url(&format!("/api/accounts/{id}"))).bearer_auth(&t).send().await.unwrap();
+        assert_eq!(
+            app.get(&format!("/api/accounts/{id}"), &t)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
+        let again = app
+            .client
+            .delete(app.url(&format!("/api/accounts/{id}")))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(again.status(), 404);
         let revoked = fake.requests().iter().any(|r| Some(r.path.as_str()) == revoke_path);
         assert_eq!(revoked, revoke_path.is_some(), "{platform}");
@@ -367,7 +562,10 @@ async fn no_plaintext_token_reaches_the_disk() {
     let refs: Vec<&FakePlatform> = fakes.iter().collect();
     let app = TestApp::spawn_with(settings(&refs)).await;
     let t = app.token("owner", None);
-    for (fake, platform) in fakes.iter().zip(["facebook", "linkedin", "x", "tiktok", "reddit", "youtube"]) {
+    for (fake, platform) in fakes
+        .iter()
+        .zip(["facebook", "linkedin", "x", "tiktok", "reddit", "youtube"])
+    {
         connect(&app, fake, platform, &t).await;
     }
     connect(&app, &fakes[0], "instagram", &t).await;
@@ -406,23 +604,55 @@ async fn key_rotation_end_to_end() {
     assert!(format!("{err:#}").contains("k1 (2 live tokens)"), "{err:#}");
 
     // k2 becomes primary; rotate; k1 counts zero.
-    let app = TestApp::spawn_at(dir, with("k2:HxwdHh8AAQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRo=,k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")).await;
+    let app = TestApp::spawn_at(
+        dir,
+        with("k2:HxwdHh8AAQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRo=,k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+    )
+    .await;
     let a = &app.running.app;
-    assert!(nikara::keys::rotate_account(a.store.as_ref(), &a.cipher, &id).await.unwrap());
-    assert!(!nikara::keys::rotate_account(a.store.as_ref(), &a.cipher, &id).await.unwrap(), "second run: nothing to do");
+    assert!(
+        nikara::keys::rotate_account(a.store.as_ref(), &a.cipher, &id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !nikara::keys::rotate_account(a.store.as_ref(), &a.cipher, &id)
+            .await
+            .unwrap(),
+        "second run: nothing to do"
+    );
     let head = a.store.head().await.unwrap();
     assert!(a.runner.wait_for(head, std::time::Duration::from_secs(5)).await);
-    let live = a.models.read(|c| nikara::projections::accounts::live_tokens_per_kid(c)).await.unwrap();
+    let live = a
+        .models
+        .read(nikara::projections::accounts::live_tokens_per_kid)
+        .await
+        .unwrap();
     assert_eq!(live, vec![("k2".to_string(), 2)]);
     let dir = app.stop().await;
 
     // Only k2 now: starts, and the tokens still decrypt (disconnect revokes with the plaintext).
     let app = TestApp::spawn_at(dir, with(K2)).await;
     let before = fake.requests().len();
-    let resp = app.client.delete(app.url(&format!("/api/accounts/{id}"))).bearer_auth(&t).send().await.unwrap();
+    let resp = app
+        .client
+        .delete(app.url(&format!("/api/accounts/{id}")))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 204);
-    let revoke = fake.requests()[before..].iter().find(|r| r.path == "/revoke").cloned().expect("revoked");
+    let revoke = fake.requests()[before..]
+        .iter()
+        .find(|r| r.path == "/revoke")
+        .cloned()
+        .expect("revoked");
     let issued = fake.issued_tokens();
-    assert!(issued.iter().any(|tok| revoke.body.contains(tok.as_str()) || revoke.query.contains(tok.as_str())), "the decrypted token was sent");
+    assert!(
+        issued
+            .iter()
+            .any(|tok| revoke.body.contains(tok.as_str()) || revoke.query.contains(tok.as_str())),
+        "the decrypted token was sent"
+    );
     app.stop().await;
 }

@@ -49,6 +49,7 @@ fn spawn_serving(mut cmd: Command) -> (std::process::Child, String, std::sync::m
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("no listening line in:\n{}", seen.join("\n"));
 }
 

@@ -112,7 +112,7 @@ async fn accounts_fixture() {
         let rows = models.read(move |c| accounts::list(c, user, 100, None)).await.unwrap();
         out.insert(user.to_string(), serde_json::to_value(rows).unwrap());
     }
-    let kids = models.read(|c| accounts::live_tokens_per_kid(c)).await.unwrap();
+    let kids = models.read(accounts::live_tokens_per_kid).await.unwrap();
     out.insert("live_tokens_per_kid".to_string(), serde_json::to_value(kids).unwrap());
     compare("accounts", serde_json::to_value(out).unwrap());
 }

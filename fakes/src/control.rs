@@ -117,7 +117,11 @@ impl Control {
             refresh_rotates,
             omit_refresh_on_refresh,
             identity: Identity::for_kind(kind),
-            meta_pages: if kind == Kind::Meta { MetaPage::defaults() } else { Vec::new() },
+            meta_pages: if kind == Kind::Meta {
+                MetaPage::defaults()
+            } else {
+                Vec::new()
+            },
             ..Control::default()
         }
     }
@@ -185,7 +189,14 @@ impl Identity {
 impl MetaPage {
     /// Page A (with an Instagram business account) and page B (without).
     pub fn defaults() -> Vec<MetaPage> {
-        let tasks = ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"];
+        let tasks = [
+            "ADVERTISE",
+            "ANALYZE",
+            "CREATE_CONTENT",
+            "MESSAGING",
+            "MODERATE",
+            "MANAGE",
+        ];
         let tasks: Vec<String> = tasks.iter().map(|t| s(t)).collect();
         vec![
             MetaPage {

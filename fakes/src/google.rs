@@ -48,13 +48,20 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 /// Google takes the client credentials from the form body or from HTTP Basic.
 fn client_ok(shared: &Inner, req: &Request, p: &Params) -> Result<(), Response> {
     let creds = basic_auth(req).or_else(|| {
-        p.get("client_id").map(|id| (id.to_owned(), p.get("client_secret").unwrap_or_default().to_owned()))
+        p.get("client_id")
+            .map(|id| (id.to_owned(), p.get("client_secret").unwrap_or_default().to_owned()))
     });
     match creds {
-        None => Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Could not determine client ID from request.")),
-        Some((id, _)) if id != shared.client_id => {
-            Err(oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "The OAuth client was not found."))
-        }
+        None => Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Could not determine client ID from request.",
+        )),
+        Some((id, _)) if id != shared.client_id => Err(oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "The OAuth client was not found.",
+        )),
         Some((_, secret)) if secret != shared.client_secret => {
             Err(oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Unauthorized"))
         }
@@ -83,10 +90,13 @@ async fn token_endpoint(req: &Request, body: String, Data(shared): Data<&Arc<Inn
             }
             ok(body)
         }
-        Err(GrantFailure::Server) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_failure", "Backend Error"),
-        Err(GrantFailure::UnsupportedGrantType) => {
-            bad("unsupported_grant_type", &format!("Invalid grant_type: {}", p.str("grant_type")))
+        Err(GrantFailure::Server) => {
+            oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "internal_failure", "Backend Error")
         }
+        Err(GrantFailure::UnsupportedGrantType) => bad(
+            "unsupported_grant_type",
+            &format!("Invalid grant_type: {}", p.str("grant_type")),
+        ),
         Err(GrantFailure::Missing(param)) => bad("invalid_request", &format!("Missing required parameter: {param}")),
         Err(GrantFailure::Code(CodeProblem::RedirectMismatch)) => bad("redirect_uri_mismatch", "Bad Request"),
         Err(GrantFailure::Code(CodeProblem::VerifierMissing)) => bad("invalid_grant", "Missing code verifier."),
@@ -103,7 +113,11 @@ async fn revoke(req: &Request, body: String, Data(shared): Data<&Arc<Inner>>) ->
     let p = Params::query(req);
     let form = Params::parse(&body);
     let Some(token) = p.get("token").or_else(|| form.get("token")) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Missing required parameter: token");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Missing required parameter: token",
+        );
     };
     if shared.state().revoke(token) {
         ok(json!({}))

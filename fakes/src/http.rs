@@ -55,7 +55,10 @@ pub(crate) fn ok(body: Value) -> Response {
 
 /// `302 Found` to `location`.
 pub(crate) fn found(location: &str) -> Response {
-    Response::builder().status(StatusCode::FOUND).header(header::LOCATION, location).finish()
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, location)
+        .finish()
 }
 
 pub(crate) fn empty(status: StatusCode) -> Response {
@@ -76,7 +79,10 @@ pub(crate) fn basic_auth(req: &Request) -> Option<(String, String)> {
 }
 
 fn form_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("v={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+    url::form_urlencoded::parse(format!("v={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 /// The token of an `Authorization: Bearer …` header.
@@ -87,7 +93,10 @@ pub(crate) fn bearer(req: &Request) -> Option<String> {
 }
 
 pub(crate) fn user_agent(req: &Request) -> &str {
-    req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("")
+    req.headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 /// Wraps the fake's routes so every request is recorded (with its body) before it is handled.
@@ -103,13 +112,22 @@ pub(crate) fn recorded<E: Endpoint + 'static>(ep: E, shared: Arc<Inner>) -> impl
                 headers: req
                     .headers()
                     .iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_owned(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
                     .collect(),
                 body: String::from_utf8_lossy(&body).into_owned(),
             };
             shared.state().requests.push(rec);
             req.set_body(body);
-            Ok(ep.call(req).await.map(IntoResponse::into_response).unwrap_or_else(|e| e.into_response()))
+            Ok(ep
+                .call(req)
+                .await
+                .map(IntoResponse::into_response)
+                .unwrap_or_else(|e| e.into_response()))
         }
     })
 }

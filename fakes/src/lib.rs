@@ -6,6 +6,10 @@
 //! `state` the codes, grants and tokens, `http` parameter parsing, credentials and request recording.
 //! New endpoints (publish, metrics) go into the platform's module and its `routes()`.
 
+// Checks return a ready `Response` as their error so handlers can `return` it; the size does not
+// matter in a test fake.
+#![allow(clippy::result_large_err)]
+
 mod control;
 mod google;
 mod http;
@@ -96,7 +100,9 @@ impl FakePlatform {
     /// Binds `127.0.0.1:0` and serves the platform in a tokio task.
     pub async fn start(kind: Kind) -> FakePlatform {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 for a fake platform");
-        std_listener.set_nonblocking(true).expect("set fake listener non-blocking");
+        std_listener
+            .set_nonblocking(true)
+            .expect("set fake listener non-blocking");
         let acceptor = TcpAcceptor::from_std(std_listener).expect("tokio listener for a fake platform");
         let addr = acceptor
             .local_addr()
@@ -191,7 +197,11 @@ impl FakePlatform {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("reqwest client for consent");
-        let resp = client.get(authorize_url).send().await.expect("GET authorize_url on the fake");
+        let resp = client
+            .get(authorize_url)
+            .send()
+            .await
+            .expect("GET authorize_url on the fake");
         let status = resp.status();
         if status.is_redirection()
             && let Some(location) = resp.headers().get(reqwest::header::LOCATION)

@@ -26,7 +26,13 @@ pub(crate) fn routes() -> Route {
 }
 
 pub(crate) fn settings(shared: &Inner) -> Vec<(String, String)> {
-    oauth::settings("linkedin", shared, "/oauth/v2/authorization", "/oauth/v2/accessToken", "")
+    oauth::settings(
+        "linkedin",
+        shared,
+        "/oauth/v2/authorization",
+        "/oauth/v2/accessToken",
+        "",
+    )
 }
 
 const SPEC: AuthorizeSpec = AuthorizeSpec {
@@ -58,7 +64,11 @@ fn client_ok(shared: &Inner, p: &Params) -> Result<(), Response> {
         }
     }
     if p.str("client_id") != shared.client_id || p.str("client_secret") != shared.client_secret {
-        return Err(oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Client authentication failed"));
+        return Err(oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client authentication failed",
+        ));
     }
     Ok(())
 }
@@ -71,7 +81,13 @@ async fn token_endpoint(body: String, Data(shared): Data<&Arc<Inner>>) -> Respon
         return resp;
     }
     let bad = |error: &str, description: &str| oauth_error(StatusCode::BAD_REQUEST, error, description);
-    match oauth::token_grant(shared, &p, RefreshPolicy { ttl_s: Some(REFRESH_TTL_S) }) {
+    match oauth::token_grant(
+        shared,
+        &p,
+        RefreshPolicy {
+            ttl_s: Some(REFRESH_TTL_S),
+        },
+    ) {
         Ok(issued) => {
             let scope: Vec<&str> = issued.scope.split(' ').filter(|s| !s.is_empty()).collect();
             let mut body = json!({
@@ -92,9 +108,10 @@ async fn token_endpoint(body: String, Data(shared): Data<&Arc<Inner>>) -> Respon
             "An unexpected error occurred. Please try again later.",
         ),
         Err(GrantFailure::UnsupportedGrantType) => bad("unsupported_grant_type", "Unsupported grant type"),
-        Err(GrantFailure::Missing(param)) => {
-            bad("invalid_request", &format!("A required parameter \"{param}\" is missing"))
-        }
+        Err(GrantFailure::Missing(param)) => bad(
+            "invalid_request",
+            &format!("A required parameter \"{param}\" is missing"),
+        ),
         Err(GrantFailure::Code(_)) => bad(
             "invalid_request",
             "Unable to retrieve access token: appid/redirect uri/code verifier does not match authorization code. \
@@ -139,7 +156,12 @@ pub(crate) fn auth_error(failure: AuthFailure) -> Response {
             "EXPIRED_ACCESS_TOKEN",
             "The token used in the request has expired",
         ),
-        _ => api_error(StatusCode::UNAUTHORIZED, 65600, "INVALID_ACCESS_TOKEN", "Invalid access token"),
+        _ => api_error(
+            StatusCode::UNAUTHORIZED,
+            65600,
+            "INVALID_ACCESS_TOKEN",
+            "Invalid access token",
+        ),
     }
 }
 
@@ -189,7 +211,8 @@ async fn legacy_me(req: &Request, Data(shared): Data<&Arc<Inner>>) -> Response {
     if !legacy {
         return not_permitted("me");
     }
-    let localized = |v: &str| json!({ "localized": { "en_US": v }, "preferredLocale": { "country": "US", "language": "en" } });
+    let localized =
+        |v: &str| json!({ "localized": { "en_US": v }, "preferredLocale": { "country": "US", "language": "en" } });
     ok(json!({
         "id": who.id,
         "localizedFirstName": who.given_name,

@@ -42,7 +42,10 @@ pub(crate) struct AuthorizeSpec {
 }
 
 fn bad_authorize(message: &str) -> Response {
-    json(StatusCode::BAD_REQUEST, json!({ "error": "invalid_request", "error_description": message }))
+    json(
+        StatusCode::BAD_REQUEST,
+        json!({ "error": "invalid_request", "error_description": message }),
+    )
 }
 
 /// The consent screen: validates the request, then redirects back as a user who clicked "Allow" (or
@@ -64,7 +67,12 @@ pub(crate) fn authorize(shared: &Inner, req: &Request, spec: &AuthorizeSpec) -> 
     match p.get("response_type") {
         Some("code") => {}
         None if spec.response_type_optional => {}
-        other => return bad_authorize(&format!("response_type must be code, got {}", other.unwrap_or("nothing"))),
+        other => {
+            return bad_authorize(&format!(
+                "response_type must be code, got {}",
+                other.unwrap_or("nothing")
+            ));
+        }
     }
     let Some(state) = p.get("state") else {
         return bad_authorize("missing state");
@@ -77,16 +85,30 @@ pub(crate) fn authorize(shared: &Inner, req: &Request, spec: &AuthorizeSpec) -> 
     }
     for (key, want) in spec.required {
         if p.get(key) != Some(want) {
-            return bad_authorize(&format!("{key} must be {want}, got {}", p.get(key).unwrap_or("nothing")));
+            return bad_authorize(&format!(
+                "{key} must be {want}, got {}",
+                p.get(key).unwrap_or("nothing")
+            ));
         }
     }
     let challenge = match (spec.pkce, p.get("code_challenge"), p.get("code_challenge_method")) {
         (Pkce::Unused, _, _) => None,
-        (Pkce::RequiredS256, Some(c), Some("S256")) => Some(Challenge { value: c.to_owned(), s256: true }),
-        (Pkce::RequiredS256, _, _) => return bad_authorize("PKCE required: code_challenge with code_challenge_method=S256"),
+        (Pkce::RequiredS256, Some(c), Some("S256")) => Some(Challenge {
+            value: c.to_owned(),
+            s256: true,
+        }),
+        (Pkce::RequiredS256, _, _) => {
+            return bad_authorize("PKCE required: code_challenge with code_challenge_method=S256");
+        }
         (Pkce::Optional, None, _) => None,
-        (Pkce::Optional, Some(c), Some("S256")) => Some(Challenge { value: c.to_owned(), s256: true }),
-        (Pkce::Optional, Some(c), None | Some("plain")) => Some(Challenge { value: c.to_owned(), s256: false }),
+        (Pkce::Optional, Some(c), Some("S256")) => Some(Challenge {
+            value: c.to_owned(),
+            s256: true,
+        }),
+        (Pkce::Optional, Some(c), None | Some("plain")) => Some(Challenge {
+            value: c.to_owned(),
+            s256: false,
+        }),
         (Pkce::Optional, Some(_), Some(m)) => return bad_authorize(&format!("unsupported code_challenge_method {m}")),
     };
     if shared.control().deny_consent {
@@ -100,10 +122,17 @@ pub(crate) fn authorize(shared: &Inner, req: &Request, spec: &AuthorizeSpec) -> 
         drop(q);
         return found(redirect.as_str());
     }
-    let pending =
-        PendingCode { redirect_uri: redirect_uri.to_owned(), challenge, scope: scope.to_owned(), used: false };
+    let pending = PendingCode {
+        redirect_uri: redirect_uri.to_owned(),
+        challenge,
+        scope: scope.to_owned(),
+        used: false,
+    };
     let code = shared.state().new_code(pending);
-    redirect.query_pairs_mut().append_pair("code", &code).append_pair("state", state);
+    redirect
+        .query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", state);
     found(redirect.as_str())
 }
 
@@ -118,7 +147,10 @@ fn check_scopes(scope: &str, spec: &AuthorizeSpec) -> Result<(), String> {
         return Ok(());
     }
     let missing_of = |set: &[&str]| -> Vec<String> {
-        set.iter().filter(|s| !got.contains(s)).map(|s| (*s).to_owned()).collect::<Vec<_>>()
+        set.iter()
+            .filter(|s| !got.contains(s))
+            .map(|s| (*s).to_owned())
+            .collect::<Vec<_>>()
     };
     let mut best: Option<Vec<String>> = None;
     for set in spec.scope_sets {
@@ -181,8 +213,9 @@ fn code_grant(shared: &Inner, p: &Params, ctl: &Control, policy: RefreshPolicy) 
     let code = p.get("code").ok_or(GrantFailure::Missing("code"))?;
     let redirect_uri = p.get("redirect_uri").ok_or(GrantFailure::Missing("redirect_uri"))?;
     let mut st = shared.state();
-    let pending =
-        st.redeem_code(code, Some(redirect_uri), p.get("code_verifier")).map_err(GrantFailure::Code)?;
+    let pending = st
+        .redeem_code(code, Some(redirect_uri), p.get("code_verifier"))
+        .map_err(GrantFailure::Code)?;
     let grant = st.new_grant(&pending.scope);
     let access_token = st.issue_access(grant, AccessKind::User, Some(ctl.access_ttl_s));
     let refresh_token = st.issue_refresh(grant, policy.ttl_s);
@@ -205,7 +238,9 @@ fn refresh_grant(shared: &Inner, p: &Params, ctl: &Control, policy: RefreshPolic
     }
     let rotate = ctl.refresh_rotates && !ctl.omit_refresh_on_refresh;
     let mut st = shared.state();
-    let old = st.use_refresh(token, rotate).map_err(|_| GrantFailure::RefreshRevoked)?;
+    let old = st
+        .use_refresh(token, rotate)
+        .map_err(|_| GrantFailure::RefreshRevoked)?;
     let scope = st.grant(old.grant).map(|g| g.scope.clone()).unwrap_or_default();
     let access_token = st.issue_access(old.grant, AccessKind::User, Some(ctl.access_ttl_s));
     let (refresh_token, expires_at) = if ctl.omit_refresh_on_refresh {

@@ -67,12 +67,18 @@ fn check_user_agent(req: &Request) -> Result<(), Response> {
     if user_agent_ok(user_agent(req)) {
         Ok(())
     } else {
-        Err(json(StatusCode::FORBIDDEN, json!({ "message": "Forbidden", "error": 403 })))
+        Err(json(
+            StatusCode::FORBIDDEN,
+            json!({ "message": "Forbidden", "error": 403 }),
+        ))
     }
 }
 
 fn unauthorized() -> Response {
-    json(StatusCode::UNAUTHORIZED, json!({ "message": "Unauthorized", "error": 401 }))
+    json(
+        StatusCode::UNAUTHORIZED,
+        json!({ "message": "Unauthorized", "error": 401 }),
+    )
 }
 
 fn check_client(shared: &Inner, req: &Request) -> Result<(), Response> {
@@ -104,9 +110,10 @@ async fn token_endpoint(req: &Request, body: String, Data(shared): Data<&Arc<Inn
             }
             ok(body)
         }
-        Err(GrantFailure::Server) => {
-            json(StatusCode::INTERNAL_SERVER_ERROR, json!({ "message": "Internal Server Error", "error": 500 }))
-        }
+        Err(GrantFailure::Server) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "message": "Internal Server Error", "error": 500 }),
+        ),
         Err(GrantFailure::UnsupportedGrantType) => bad("unsupported_grant_type"),
         Err(GrantFailure::Missing(_)) => bad("invalid_request"),
         Err(GrantFailure::Code(_) | GrantFailure::RefreshRevoked) => bad("invalid_grant"),

@@ -35,7 +35,11 @@ pub(crate) struct Challenge {
 
 impl Challenge {
     pub(crate) fn verifies(&self, verifier: &str) -> bool {
-        if self.s256 { pkce_s256(verifier) == self.value } else { verifier == self.value }
+        if self.s256 {
+            pkce_s256(verifier) == self.value
+        } else {
+            verifier == self.value
+        }
     }
 }
 
@@ -124,7 +128,9 @@ pub(crate) struct State {
 }
 
 pub(crate) fn now_s() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A random url-safe string: 32 bytes, base64url without padding.
@@ -185,7 +191,10 @@ impl State {
     }
 
     pub(crate) fn new_grant(&mut self, scope: &str) -> GrantId {
-        self.grants.push(Grant { scope: scope.to_owned(), revoked: false });
+        self.grants.push(Grant {
+            scope: scope.to_owned(),
+            revoked: false,
+        });
         self.grants.len() - 1
     }
 
@@ -202,7 +211,14 @@ impl State {
         };
         let token = format!("fake-{}-{tag}-{}", self.slug, random_token());
         let expires_at = ttl_s.map(|t| now_s().saturating_add(t));
-        self.access.insert(token.clone(), AccessToken { grant, kind, expires_at });
+        self.access.insert(
+            token.clone(),
+            AccessToken {
+                grant,
+                kind,
+                expires_at,
+            },
+        );
         self.issued.push(token.clone());
         token
     }
@@ -211,7 +227,14 @@ impl State {
     pub(crate) fn issue_refresh(&mut self, grant: GrantId, ttl_s: Option<i64>) -> String {
         let expires_at = ttl_s.map(|t| now_s().saturating_add(t));
         let token = format!("fake-{}-rt-{}", self.slug, random_token());
-        self.refresh.insert(token.clone(), RefreshToken { grant, dead: false, expires_at });
+        self.refresh.insert(
+            token.clone(),
+            RefreshToken {
+                grant,
+                dead: false,
+                expires_at,
+            },
+        );
         self.issued.push(token.clone());
         token
     }

@@ -50,14 +50,25 @@ pub(crate) fn log_id() -> String {
 
 /// OAuth errors of `open.tiktokapis.com`: a JSON body on HTTP 200 (so clients must read the body).
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    json(status, json!({ "error": error, "error_description": description, "log_id": log_id() }))
+    json(
+        status,
+        json!({ "error": error, "error_description": description, "log_id": log_id() }),
+    )
 }
 
 fn client_ok(shared: &Inner, p: &Params) -> Result<(), Response> {
     match (p.get("client_key"), p.get("client_secret")) {
         (Some(key), Some(secret)) if key == shared.client_id && secret == shared.client_secret => Ok(()),
-        (Some(_), Some(_)) => Err(oauth_error(StatusCode::OK, "invalid_client", "Client key or secret is incorrect.")),
-        _ => Err(oauth_error(StatusCode::OK, "invalid_request", "client_key and client_secret are required.")),
+        (Some(_), Some(_)) => Err(oauth_error(
+            StatusCode::OK,
+            "invalid_client",
+            "Client key or secret is incorrect.",
+        )),
+        _ => Err(oauth_error(
+            StatusCode::OK,
+            "invalid_request",
+            "client_key and client_secret are required.",
+        )),
     }
 }
 
@@ -68,7 +79,13 @@ async fn token_endpoint(body: String, Data(shared): Data<&Arc<Inner>>) -> Respon
     if let Err(resp) = client_ok(shared, &p) {
         return resp;
     }
-    match oauth::token_grant(shared, &p, RefreshPolicy { ttl_s: Some(REFRESH_TTL_S) }) {
+    match oauth::token_grant(
+        shared,
+        &p,
+        RefreshPolicy {
+            ttl_s: Some(REFRESH_TTL_S),
+        },
+    ) {
         Ok(issued) => {
             let mut body = json!({
                 "open_id": shared.control().identity.id,
@@ -88,18 +105,26 @@ async fn token_endpoint(body: String, Data(shared): Data<&Arc<Inner>>) -> Respon
             "server_error",
             "The server encountered an unexpected condition.",
         ),
-        Err(GrantFailure::UnsupportedGrantType) => {
-            oauth_error(StatusCode::OK, "unsupported_grant_type", "The grant type is not supported.")
-        }
-        Err(GrantFailure::Missing(param)) => {
-            oauth_error(StatusCode::OK, "invalid_request", &format!("Missing required parameter: {param}."))
-        }
-        Err(GrantFailure::Code(CodeProblem::RedirectMismatch)) => {
-            oauth_error(StatusCode::OK, "invalid_request", "redirect_uri does not match the authorization request.")
-        }
-        Err(GrantFailure::Code(_)) => {
-            oauth_error(StatusCode::OK, "invalid_grant", "Authorization code is expired or has been used.")
-        }
+        Err(GrantFailure::UnsupportedGrantType) => oauth_error(
+            StatusCode::OK,
+            "unsupported_grant_type",
+            "The grant type is not supported.",
+        ),
+        Err(GrantFailure::Missing(param)) => oauth_error(
+            StatusCode::OK,
+            "invalid_request",
+            &format!("Missing required parameter: {param}."),
+        ),
+        Err(GrantFailure::Code(CodeProblem::RedirectMismatch)) => oauth_error(
+            StatusCode::OK,
+            "invalid_request",
+            "redirect_uri does not match the authorization request.",
+        ),
+        Err(GrantFailure::Code(_)) => oauth_error(
+            StatusCode::OK,
+            "invalid_grant",
+            "Authorization code is expired or has been used.",
+        ),
         Err(GrantFailure::RefreshRevoked) => {
             oauth_error(StatusCode::OK, "invalid_grant", "Refresh token is invalid or expired.")
         }
@@ -120,7 +145,10 @@ async fn revoke(body: String, Data(shared): Data<&Arc<Inner>>) -> Response {
 
 /// The API envelope: `{"data": …, "error": {"code", "message", "log_id"}}`.
 pub(crate) fn envelope(status: StatusCode, data: Value, code: &str, message: &str) -> Response {
-    json(status, json!({ "data": data, "error": { "code": code, "message": message, "log_id": log_id() } }))
+    json(
+        status,
+        json!({ "data": data, "error": { "code": code, "message": message, "log_id": log_id() } }),
+    )
 }
 
 /// Invalid token: HTTP 200 with `error.code = access_token_invalid` (classify by body).
@@ -141,7 +169,12 @@ async fn user_info(req: &Request, Data(shared): Data<&Arc<Inner>>) -> Response {
     }
     let p = Params::query(req);
     let Some(fields) = p.get("fields") else {
-        return envelope(StatusCode::BAD_REQUEST, json!({}), "invalid_params", "fields is required.");
+        return envelope(
+            StatusCode::BAD_REQUEST,
+            json!({}),
+            "invalid_params",
+            "fields is required.",
+        );
     };
     let who = shared.control().identity.clone();
     let full = json!({

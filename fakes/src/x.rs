@@ -51,7 +51,11 @@ fn client_ok(shared: &Inner, req: &Request, p: &Params) -> Result<(), Response> 
     if basic_ok && body_ok {
         Ok(())
     } else {
-        Err(oauth_error(StatusCode::UNAUTHORIZED, "unauthorized_client", "Missing valid authorization header"))
+        Err(oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized_client",
+            "Missing valid authorization header",
+        ))
     }
 }
 
@@ -106,7 +110,11 @@ async fn revoke(req: &Request, body: String, Data(shared): Data<&Arc<Inner>>) ->
         return resp;
     }
     let Some(token) = p.get("token") else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Missing required parameter [token].");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Missing required parameter [token].",
+        );
     };
     shared.state().revoke(token);
     ok(json!({ "revoked": true }))

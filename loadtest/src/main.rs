@@ -78,6 +78,9 @@ struct Cli {
     /// append: events per call in the batched sub-run.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
+    /// append: how event ids are made (v4: random, as the domain does; v7: time-ordered).
+    #[arg(long, value_enum, default_value_t = scenarios::append::IdKind::V4)]
+    event_ids: scenarios::append::IdKind,
     /// replay: events to append, then replay.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
@@ -137,6 +140,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
                 concurrency: cli.concurrency,
                 batch_concurrency: cli.batch_concurrency,
                 batch_size: cli.batch_size,
+                ids: cli.event_ids,
             })
             .await?
         }

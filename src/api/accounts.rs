@@ -97,7 +97,12 @@ pub async fn owned(app: &App, user: &str, id: &str) -> ApiResult<AccountRow> {
 #[OpenApi]
 impl AccountsApi {
     /// The caller's connected accounts.
-    #[oai(path = "/api/accounts", method = "get", tag = "Tag::Accounts", operation_id = "list_accounts")]
+    #[oai(
+        path = "/api/accounts",
+        method = "get",
+        tag = "Tag::Accounts",
+        operation_id = "list_accounts"
+    )]
     async fn list(
         &self,
         app: Data<&Arc<App>>,
@@ -109,7 +114,10 @@ impl AccountsApi {
     ) -> ApiResult<Json<AccountList>> {
         let limit = limit.0.unwrap_or(100);
         if !(1..=200).contains(&limit) {
-            return Err(ApiError::unprocessable("invalid_limit", "limit must be between 1 and 200"));
+            return Err(ApiError::unprocessable(
+                "invalid_limit",
+                "limit must be between 1 and 200",
+            ));
         }
         let user = auth.0.user_id.as_str().to_string();
         let take = limit as usize;
@@ -127,7 +135,12 @@ impl AccountsApi {
     }
 
     /// One connected account.
-    #[oai(path = "/api/accounts/:id", method = "get", tag = "Tag::Accounts", operation_id = "get_account")]
+    #[oai(
+        path = "/api/accounts/:id",
+        method = "get",
+        tag = "Tag::Accounts",
+        operation_id = "get_account"
+    )]
     async fn get(&self, app: Data<&Arc<App>>, auth: Bearer, id: Path<String>) -> ApiResult<Json<Account>> {
         let row = owned(&app, auth.0.user_id.as_str(), &id.0).await?;
         Ok(Json(Account::from_row(row, Utc::now())))
@@ -136,7 +149,12 @@ impl AccountsApi {
     /// Disconnects the account: revokes its token at the platform where the platform has an
     /// endpoint for it (Google, Reddit), and cancels its pending posts. The account disappears
     /// from lists.
-    #[oai(path = "/api/accounts/:id", method = "delete", tag = "Tag::Accounts", operation_id = "disconnect_account")]
+    #[oai(
+        path = "/api/accounts/:id",
+        method = "delete",
+        tag = "Tag::Accounts",
+        operation_id = "disconnect_account"
+    )]
     async fn disconnect(&self, app: Data<&Arc<App>>, auth: Bearer, id: Path<String>) -> ApiResult<Deleted> {
         let row = owned(&app, auth.0.user_id.as_str(), &id.0).await?;
         let stream = format!("account-{}", row.id);
@@ -161,19 +179,29 @@ impl AccountsApi {
 /// Best effort: a platform that is down must not keep the user from disconnecting. The outcome is
 /// logged; the tokens become unusable to us either way once the account is disconnected.
 async fn revoke_at_platform(app: &App, row: &AccountRow, stream: &str) {
-    let Ok(platform) = row.platform.parse::<Platform>() else { return };
-    let Some(provider) = app.registry.get(platform) else { return };
+    let Ok(platform) = row.platform.parse::<Platform>() else {
+        return;
+    };
+    let Some(provider) = app.registry.get(platform) else {
+        return;
+    };
     if provider.revoke_url.is_none() {
         return;
     }
-    let Ok((account, _)) = app.load::<AccountAggregate>(stream).await else { return };
+    let Ok((account, _)) = app.load::<AccountAggregate>(stream).await else {
+        return;
+    };
     let Some(tokens) = account.tokens else { return };
     // Revoking the refresh token ends the whole grant (Google, Reddit); else the access token.
     let (cipher, kind) = match &tokens.refresh_token {
         Some(r) => (r.as_str(), "refresh_token"),
         None => (tokens.access_token.as_str(), "access_token"),
     };
-    let aad = format!("{}/{}", row.id, if kind == "refresh_token" { "refresh" } else { "access" });
+    let aad = format!(
+        "{}/{}",
+        row.id,
+        if kind == "refresh_token" { "refresh" } else { "access" }
+    );
     let plain = match app.cipher.decrypt(cipher, aad.as_bytes()) {
         Ok(p) => SecretString::from(String::from_utf8_lossy(&p).into_owned()),
         Err(e) => {

@@ -70,9 +70,11 @@ pub fn redirect_uri(app: &App) -> String {
 }
 
 fn provider<'a>(app: &'a App, platform: &str) -> Result<(Platform, &'a Provider), ApiError> {
-    let p: Platform = platform.parse().map_err(|e: crate::domain::platform::UnknownPlatform| {
-        ApiError::NotFound(ErrorBody::new("unknown_platform", e.to_string()))
-    })?;
+    let p: Platform = platform
+        .parse()
+        .map_err(|e: crate::domain::platform::UnknownPlatform| {
+            ApiError::NotFound(ErrorBody::new("unknown_platform", e.to_string()))
+        })?;
     let provider = app.registry.get(p).ok_or_else(|| {
         ApiError::NotFound(ErrorBody::new(
             "platform_not_configured",
@@ -98,7 +100,12 @@ fn safe_code(code: &str) -> String {
 #[OpenApi]
 impl OauthApi {
     /// Platforms this hub is configured for, with the scopes it asks.
-    #[oai(path = "/api/platforms", method = "get", tag = "Tag::Oauth", operation_id = "list_platforms")]
+    #[oai(
+        path = "/api/platforms",
+        method = "get",
+        tag = "Tag::Oauth",
+        operation_id = "list_platforms"
+    )]
     async fn platforms(&self, app: Data<&Arc<App>>, _auth: Bearer) -> Json<PlatformList> {
         Json(PlatformList {
             items: app
@@ -116,8 +123,18 @@ impl OauthApi {
 
     /// Starts a connection: answers the platform's consent URL with a signed, expiring, single-use
     /// state (and a PKCE challenge where the platform uses one). Takes an empty body or `{}`.
-    #[oai(path = "/api/oauth/:platform/start", method = "post", tag = "Tag::Oauth", operation_id = "start_oauth")]
-    async fn start(&self, app: Data<&Arc<App>>, auth: Bearer, platform: Path<String>) -> ApiResult<Json<StartResponse>> {
+    #[oai(
+        path = "/api/oauth/:platform/start",
+        method = "post",
+        tag = "Tag::Oauth",
+        operation_id = "start_oauth"
+    )]
+    async fn start(
+        &self,
+        app: Data<&Arc<App>>,
+        auth: Bearer,
+        platform: Path<String>,
+    ) -> ApiResult<Json<StartResponse>> {
         let (p, provider) = provider(&app, &platform.0)?;
         let (state, claims) = app.state_key.issue(auth.0.user_id.as_str(), p, Utc::now());
         let challenge = provider
@@ -132,7 +149,12 @@ impl OauthApi {
     /// The platforms redirect here. A bad, expired or replayed state answers 400 (it cannot be
     /// trusted to redirect); any other failure redirects to `/?error={code}`, with the reason in the
     /// user's activity log. No bearer token: the state identifies the user.
-    #[oai(path = "/api/oauth/callback", method = "get", tag = "Tag::Oauth", operation_id = "oauth_callback")]
+    #[oai(
+        path = "/api/oauth/callback",
+        method = "get",
+        tag = "Tag::Oauth",
+        operation_id = "oauth_callback"
+    )]
     async fn callback(
         &self,
         app: Data<&Arc<App>>,
@@ -142,7 +164,10 @@ impl OauthApi {
         error_description: Query<Option<String>>,
     ) -> ApiResult<CallbackResponse> {
         let state = state.0.filter(|s| !s.is_empty()).ok_or_else(|| {
-            ApiError::bad_request("invalid_state", "the state parameter is missing; start the connection again")
+            ApiError::bad_request(
+                "invalid_state",
+                "the state parameter is missing; start the connection again",
+            )
         })?;
         let claims = app
             .state_key
@@ -296,7 +321,12 @@ async fn connect(app: &App, p: &Provider, user: &UserId, nonce: &str, code: &str
 /// Encrypts a grant for an account. For Meta the account publishes with its Page token (which
 /// does not expire), and the long-lived *user* token is kept in the refresh slot: it is what
 /// `fb_exchange_token` renews, and what new Page tokens are derived from.
-fn seal(app: &App, id: &AccountId, grant: &token::Grant, page_token: Option<&SecretString>) -> Result<StoredTokens, String> {
+fn seal(
+    app: &App,
+    id: &AccountId,
+    grant: &token::Grant,
+    page_token: Option<&SecretString>,
+) -> Result<StoredTokens, String> {
     use secrecy::ExposeSecret;
     let enc = |plain: &SecretString, kind: &str| {
         app.cipher

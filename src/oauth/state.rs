@@ -170,6 +170,6 @@ mod tests {
         assert_eq!(v.expose_secret().len(), 43);
         // RFC 7636 appendix B test vector.
         let rfc = SecretString::from("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".to_string());
-        assert_eq!(pkce_challenge(&rfc), "E9Melhoofsn6ZaYt6pUrZ5gEAMgI3dLWhx7m5yYrD0s");
+        assert_eq!(pkce_challenge(&rfc), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     }
 }

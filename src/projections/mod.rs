@@ -523,7 +523,9 @@ pub async fn catch_up(
             })??;
         loop {
             let page = store.read_all(position, 10_000).await?;
-            let Some(last) = page.last().map(|e| e.position) else { break };
+            let Some(last) = page.last().map(|e| e.position) else {
+                break;
+            };
             let (m, proj) = (models.clone(), p.clone());
             tokio::task::spawn_blocking(move || m.apply_batch(proj.as_ref(), &page, last))
                 .await

@@ -42,7 +42,12 @@ fn resolve(ctl: &Control, id: &str, token: &AccessToken) -> Option<Node> {
         return Some(Node::User(ctl.identity.clone()));
     }
     page(id).or_else(|| {
-        ctl.meta_pages.iter().filter_map(|p| p.instagram.as_ref()).find(|ig| ig.id == id).cloned().map(Node::Instagram)
+        ctl.meta_pages
+            .iter()
+            .filter_map(|p| p.instagram.as_ref())
+            .find(|ig| ig.id == id)
+            .cloned()
+            .map(Node::Instagram)
     })
 }
 
@@ -135,13 +140,23 @@ fn parse_fields(s: &str) -> Vec<Field<'_>> {
         }
     }
     parts.push(s.get(start..).unwrap_or(""));
-    parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).map(field).collect()
+    parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(field)
+        .collect()
 }
 
 fn field(part: &str) -> Field<'_> {
     let end = part.find(['.', '{', '(']).unwrap_or(part.len());
-    let sub = part.find('{').and_then(|open| part.rfind('}').and_then(|close| part.get(open + 1..close)));
-    Field { name: part.get(..end).unwrap_or(part), sub }
+    let sub = part
+        .find('{')
+        .and_then(|open| part.rfind('}').and_then(|close| part.get(open + 1..close)));
+    Field {
+        name: part.get(..end).unwrap_or(part),
+        sub,
+    }
 }
 
 /// Fields naming another node: without a sub-selection they show only `{"id"}`.
@@ -216,13 +231,17 @@ pub(crate) async fn accounts(
         }
         None => return unknown_node(&id),
     }
-    let fields = p.get("fields").unwrap_or("id,name,access_token,category,category_list,tasks,picture");
+    let fields = p
+        .get("fields")
+        .unwrap_or("id,name,access_token,category,category_list,tasks,picture");
     let wants_token = parse_fields(fields).iter().any(|f| f.name == "access_token");
     let mut data = Vec::new();
     for page in &ctl.meta_pages {
         let mut full = page_json(page);
         if wants_token {
-            let token = shared.state().issue_access(at.grant, AccessKind::Page(page.id.clone()), None);
+            let token = shared
+                .state()
+                .issue_access(at.grant, AccessKind::Page(page.id.clone()), None);
             full.insert("access_token".into(), token.into());
         }
         data.push(Value::Object(select(&full, fields)));
@@ -245,7 +264,13 @@ pub(crate) async fn debug_token(req: &Request, Data(shared): Data<&Arc<Inner>>) 
         return token_error(failure);
     }
     let Some(input) = p.get("input_token") else {
-        return graph_error(StatusCode::BAD_REQUEST, "(#100) The parameter input_token is required", "OAuthException", 100, None);
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "(#100) The parameter input_token is required",
+            "OAuthException",
+            100,
+            None,
+        );
     };
     let user_id = shared.control().identity.id.clone();
     let st = shared.state();
@@ -254,9 +279,20 @@ pub(crate) async fn debug_token(req: &Request, Data(shared): Data<&Arc<Inner>>) 
         Ok(at) => {
             let scopes: Vec<String> = st
                 .grant(at.grant)
-                .map(|g| g.scope.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .map(|g| {
+                    g.scope
+                        .split([',', ' '])
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
-            data["type"] = if matches!(at.kind, AccessKind::Page(_)) { "PAGE" } else { "USER" }.into();
+            data["type"] = if matches!(at.kind, AccessKind::Page(_)) {
+                "PAGE"
+            } else {
+                "USER"
+            }
+            .into();
             if let AccessKind::Page(pid) = &at.kind {
                 data["profile_id"] = pid.clone().into();
             }
@@ -282,9 +318,15 @@ mod tests {
         let page = MetaPage::defaults().remove(0);
         let full = page_json(&page);
         let got = Value::Object(select(&full, "instagram_business_account"));
-        assert_eq!(got, json!({ "id": page.id, "instagram_business_account": { "id": "17841400000000001" } }));
+        assert_eq!(
+            got,
+            json!({ "id": page.id, "instagram_business_account": { "id": "17841400000000001" } })
+        );
         let got = Value::Object(select(&full, "name,instagram_business_account{username},picture{url}"));
-        assert_eq!(got["instagram_business_account"], json!({ "id": "17841400000000001", "username": "fake_ig_business" }));
+        assert_eq!(
+            got["instagram_business_account"],
+            json!({ "id": "17841400000000001", "username": "fake_ig_business" })
+        );
         assert_eq!(got["picture"], json!({ "data": { "url": page.picture_url } }));
         let page_b = MetaPage::defaults().remove(1);
         let got = Value::Object(select(&page_json(&page_b), "instagram_business_account"));

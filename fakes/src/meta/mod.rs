@@ -25,7 +25,10 @@ pub(crate) fn routes() -> Route {
     let v = VERSION;
     Route::new()
         .at(format!("/{v}/dialog/oauth"), get(authorize))
-        .at(format!("/{v}/oauth/access_token"), get(token_endpoint).post(token_endpoint))
+        .at(
+            format!("/{v}/oauth/access_token"),
+            get(token_endpoint).post(token_endpoint),
+        )
         .at(format!("/{v}/debug_token"), get(graph::debug_token))
         .at(format!("/{v}/:id"), get(graph::node))
         .at(format!("/{v}/:id/accounts"), get(graph::accounts))
@@ -34,7 +37,11 @@ pub(crate) fn routes() -> Route {
 /// Facebook and Instagram (Facebook Login) share the app, so both point at this fake.
 pub(crate) fn settings(shared: &Inner) -> Vec<(String, String)> {
     let v = VERSION;
-    let (auth, token, api) = (format!("/{v}/dialog/oauth"), format!("/{v}/oauth/access_token"), format!("/{v}"));
+    let (auth, token, api) = (
+        format!("/{v}/dialog/oauth"),
+        format!("/{v}/oauth/access_token"),
+        format!("/{v}"),
+    );
     let mut all = oauth::settings("facebook", shared, &auth, &token, &api);
     all.extend(oauth::settings("instagram", shared, &auth, &token, &api));
     all
@@ -110,9 +117,11 @@ fn transient() -> Response {
 /// 400 + OAuthException for a refused token (190; 2500 when there is none).
 pub(crate) fn token_error(failure: AuthFailure) -> Response {
     match failure {
-        AuthFailure::Missing => {
-            oauth_exception("An active access token must be used to query information about the current user.", 2500, None)
-        }
+        AuthFailure::Missing => oauth_exception(
+            "An active access token must be used to query information about the current user.",
+            2500,
+            None,
+        ),
         AuthFailure::Token(TokenProblem::Unknown) => oauth_exception("Invalid OAuth access token.", 190, Some(460)),
         AuthFailure::Token(TokenProblem::Expired) => {
             oauth_exception("Error validating access token: Session has expired.", 190, Some(463))
@@ -195,7 +204,9 @@ fn exchange(shared: &Inner, p: &Params) -> Response {
     }
     let mut st = shared.state();
     let at = match st.access(old) {
-        Ok(at) if matches!(at.kind, AccessKind::Page(_)) => return token_error(AuthFailure::Token(TokenProblem::Unknown)),
+        Ok(at) if matches!(at.kind, AccessKind::Page(_)) => {
+            return token_error(AuthFailure::Token(TokenProblem::Unknown));
+        }
         Ok(at) if at.expired() => return token_error(AuthFailure::Token(TokenProblem::Expired)),
         Ok(at) => at.clone(),
         Err(problem) => return token_error(AuthFailure::Token(problem)),

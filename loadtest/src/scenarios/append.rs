@@ -25,6 +25,31 @@ pub struct Options {
     pub concurrency: usize,
     pub batch_concurrency: usize,
     pub batch_size: usize,
+    pub ids: IdKind,
+}
+
+/// How event ids are generated. The domain uses random (v4) ids; time-ordered (v7) ids show what
+/// the unique index on `event_id` costs when inserts land at random places in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdKind {
+    V4,
+    V7,
+}
+
+impl IdKind {
+    fn generate(self) -> Uuid {
+        match self {
+            IdKind::V4 => Uuid::new_v4(),
+            IdKind::V7 => Uuid::now_v7(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            IdKind::V4 => "v4 (random)",
+            IdKind::V7 => "v7 (time-ordered)",
+        }
+    }
 }
 
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
@@ -33,46 +58,66 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(path)).await??;
     eprintln!("append: store at {}", store.path().display());
 
-    let single = sub_run(&store, "a", "1 appender x 1 event", 1, 1, opts.duration, None).await?;
-    let concurrent = sub_run(
-        &store,
-        "b",
-        &format!("{} appenders x 1 event", opts.concurrency),
-        opts.concurrency,
-        1,
-        opts.duration,
-        Some(TARGET_CONCURRENT),
-    )
-    .await?;
-    let batched = sub_run(
-        &store,
-        "c",
-        &format!("{} appenders x {} events", opts.batch_concurrency, opts.batch_size),
-        opts.batch_concurrency,
-        opts.batch_size,
-        opts.duration,
-        Some(TARGET_BATCHED),
-    )
-    .await?;
+    let runs = [
+        SubRun {
+            tag: "a",
+            name: "1 appender x 1 event".into(),
+            workers: 1,
+            batch: 1,
+            target: None,
+        },
+        SubRun {
+            tag: "b",
+            name: format!("{} appenders x 1 event", opts.concurrency),
+            workers: opts.concurrency,
+            batch: 1,
+            target: Some(TARGET_CONCURRENT),
+        },
+        SubRun {
+            tag: "c",
+            name: format!("{} appenders x {} events", opts.batch_concurrency, opts.batch_size),
+            workers: opts.batch_concurrency,
+            batch: opts.batch_size,
+            target: Some(TARGET_BATCHED),
+        },
+    ];
+    let mut results = Vec::with_capacity(runs.len());
+    for spec in runs {
+        results.push(sub_run(&store, opts, spec).await?);
+    }
     store.shutdown().await;
 
-    let fsync_floor = single.ops_per_s;
-    Report::new("append", vec![single, concurrent, batched], 1).map(|r| {
+    let fsync_floor = results[0].ops_per_s;
+    Report::new("append", results, 1).map(|r| {
         r.with("single_appender_events_per_s", fsync_floor)
+            .with("event_ids", opts.ids.name())
             .with("store", "sqlite (WAL, synchronous=FULL)")
     })
 }
 
-/// Runs `workers` appenders, each appending `batch` events per call, until `duration` passes.
-async fn sub_run(
-    store: &SqliteStore,
-    tag: &str,
-    name: &str,
+/// One sub-run: `workers` appenders, each appending `batch` events per call.
+#[derive(Debug)]
+struct SubRun {
+    /// Keeps the streams of different sub-runs apart.
+    tag: &'static str,
+    name: String,
     workers: usize,
     batch: usize,
-    duration: Duration,
+    /// Events/s the issue asks for, if any.
     target: Option<f64>,
-) -> anyhow::Result<Run> {
+}
+
+/// Runs one sub-run until `opts.duration` passes.
+async fn sub_run(store: &SqliteStore, opts: &Options, spec: SubRun) -> anyhow::Result<Run> {
+    let SubRun {
+        tag,
+        name,
+        workers,
+        batch,
+        target,
+    } = spec;
+    let duration = opts.duration;
+    let ids = opts.ids;
     eprintln!("append: {name} for {duration:?} …");
     let head_before = store.head().await?;
     let commits_before = CommitStats::snapshot();
@@ -81,8 +126,7 @@ async fn sub_run(
     let handles: Vec<_> = (0..workers.max(1))
         .map(|w| {
             let store = store.clone();
-            let tag = tag.to_string();
-            tokio::spawn(async move { appender(store, tag, w, batch, deadline).await })
+            tokio::spawn(async move { appender(store, tag, ids, w, batch, deadline).await })
         })
         .collect();
     let mut samples = Samples::with_capacity(1 << 20);
@@ -107,7 +151,7 @@ async fn sub_run(
 
     // Positions are dense on SQLite: what the log grew by is what was stored.
     let stored = head_after.0 - head_before.0;
-    let mut run = Run::new(name, elapsed, events, samples.summary())
+    let mut run = Run::new(&name, elapsed, events, samples.summary())
         .errors(errors)
         .duplicates(stored.saturating_sub(events))
         .with("appenders", workers as u64)
@@ -135,7 +179,14 @@ struct AppenderOutcome {
     first_error: Option<String>,
 }
 
-async fn appender(store: SqliteStore, tag: String, worker: usize, batch: usize, deadline: Instant) -> AppenderOutcome {
+async fn appender(
+    store: SqliteStore,
+    tag: &str,
+    ids: IdKind,
+    worker: usize,
+    batch: usize,
+    deadline: Instant,
+) -> AppenderOutcome {
     let mut out = AppenderOutcome {
         samples: Samples::with_capacity(64 * 1024),
         ..AppenderOutcome::default()
@@ -150,7 +201,7 @@ async fn appender(store: SqliteStore, tag: String, worker: usize, batch: usize, 
                 let mut metadata = Metadata::now();
                 metadata.user_id = Some(user.clone());
                 NewEvent {
-                    id: Uuid::new_v4(),
+                    id: ids.generate(),
                     event_type: "BenchPostScheduled".into(),
                     data: small_payload(seq),
                     metadata,
