@@ -41,6 +41,15 @@ pub struct Executed<A> {
     pub revision: Option<u64>,
 }
 
+/// Keys and outside-world clients an [`App`] is built with.
+#[derive(Debug)]
+pub struct Services {
+    pub jwt: JwtKeys,
+    pub cipher: TokenCipher,
+    pub registry: Registry,
+    pub mailer: Arc<dyn crate::notify::mail::Mailer>,
+}
+
 /// Shared state of one running hub.
 #[derive(Debug)]
 pub struct App {
@@ -56,6 +65,10 @@ pub struct App {
     pub state_key: StateKey,
     /// One HTTP client for every platform call (connection reuse, bounded timeouts).
     pub http: reqwest::Client,
+    /// One lock per account: concurrent needs for one account's refresh make one platform call.
+    refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Notification mail transport (SMTP, or the outbox folder).
+    pub mailer: Arc<dyn crate::notify::mail::Mailer>,
     /// Last `email` claim recorded per user, so an authenticated request costs no store read once
     /// the user is known.
     seen_users: Mutex<HashMap<String, Option<String>>>,
@@ -68,10 +81,14 @@ impl App {
         store: Arc<dyn EventStore>,
         models: ReadModels,
         runner: Runner,
-        jwt: JwtKeys,
-        cipher: TokenCipher,
-        registry: Registry,
+        services: Services,
     ) -> Self {
+        let Services {
+            jwt,
+            cipher,
+            registry,
+            mailer,
+        } = services;
         let state_key = StateKey::derive(&jwt.secret());
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -89,6 +106,8 @@ impl App {
             registry,
             state_key,
             http,
+            refresh_locks: Mutex::new(HashMap::new()),
+            mailer,
             seen_users: Mutex::new(HashMap::new()),
             started: Instant::now(),
         }
@@ -195,6 +214,16 @@ impl App {
             seen.insert(key.to_string(), done.state.email_claim.clone());
         }
         Ok(())
+    }
+
+    /// The single-flight lock of an account's refresh.
+    pub fn refresh_lock(&self, account_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.refresh_locks.lock().unwrap_or_else(|p| p.into_inner());
+        if locks.len() > 10_000 {
+            // Drop locks nobody holds; keeps the map bounded over a long uptime.
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(account_id.to_string()).or_default().clone()
     }
 
     /// Read-your-writes: waits (bounded) until projections have applied `position`.

@@ -52,6 +52,7 @@ struct Raw {
     jwt_audience: String,
     mail_from: String,
     refresh_margin: Scalar,
+    refresh_sweep_interval: Scalar,
     body_limit: Scalar,
     shutdown_timeout: Scalar,
     log: String,
@@ -74,6 +75,7 @@ impl Default for Raw {
             jwt_audience: "authenticated".into(),
             mail_from: "nikara <nikara@localhost>".into(),
             refresh_margin: Scalar::S("5m".into()),
+            refresh_sweep_interval: Scalar::S("1m".into()),
             body_limit: Scalar::S("1MiB".into()),
             shutdown_timeout: Scalar::S("10s".into()),
             log: "info".into(),
@@ -145,6 +147,8 @@ pub struct Config {
     pub smtp_url: Option<SecretString>,
     pub mail_from: String,
     pub refresh_margin: Duration,
+    /// How often the refresh sweeper runs.
+    pub refresh_sweep_interval: Duration,
     /// Largest accepted request body on `/api` routes.
     pub body_limit: usize,
     pub shutdown_timeout: Duration,
@@ -301,6 +305,7 @@ impl Config {
             smtp_url,
             mail_from: raw.mail_from,
             refresh_margin: parse_duration("refresh_margin", &raw.refresh_margin.text())?,
+            refresh_sweep_interval: parse_duration("refresh_sweep_interval", &raw.refresh_sweep_interval.text())?,
             body_limit: parse_size("body_limit", &raw.body_limit.text())?,
             shutdown_timeout: parse_duration("shutdown_timeout", &raw.shutdown_timeout.text())?,
             log: raw.log,

@@ -131,22 +131,37 @@ impl Hub {
             .clone()
             .context("key ring missing after resolution")?;
         let registry = crate::oauth::Registry::from_config(&config)?;
+        let mailer = crate::notify::mail::from_config(&config).context("cannot set up notification mail")?;
+        tracing::info!(via = %mailer.describe(), "notification mail");
         let store = open_store(&config).await?;
         let models = open_read_models(&config)?;
         check_key_ring(&store, &models, &ring).await?;
         let runner = Runner::new(store.clone(), models.clone(), projections::all());
         let background = CancellationToken::new();
-        let tasks = runner.spawn(background.clone());
+        let mut tasks = runner.spawn(background.clone());
         let jwt = JwtKeys::new(jwt_secret, config.jwt_audience.clone());
         let app = Arc::new(App::new(
             Arc::new(config),
             store,
             models,
             runner,
-            jwt,
-            TokenCipher::new(ring),
-            registry,
+            crate::app::Services {
+                jwt,
+                cipher: TokenCipher::new(ring),
+                registry,
+                mailer,
+            },
         ));
+        let interval = app.config.refresh_sweep_interval;
+        tasks.push(tokio::spawn(crate::lifecycle::sweeper::run(
+            app.clone(),
+            interval,
+            background.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::lifecycle::notifier::run(
+            app.clone(),
+            background.clone(),
+        )));
         Ok(Hub { app, background, tasks })
     }
 

@@ -3,66 +3,10 @@
 
 mod common;
 
-use common::{TestApp, error_code};
+use common::{TestApp, accounts, activity, connect, error_code, settings};
 use nikara_fakes::{FakePlatform, Kind};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-
-fn settings(fakes: &[&FakePlatform]) -> impl FnOnce(&mut nikara::config::Config) + use<> {
-    let all: Vec<(String, String)> = fakes.iter().flat_map(|f| f.settings()).collect();
-    move |c| {
-        for (k, v) in all {
-            c.extra.insert(k, SecretString::from(v));
-        }
-    }
-}
-
-/// start → consent at the fake → callback; answers the callback's redirect Location.
-async fn connect(app: &TestApp, fake: &FakePlatform, platform: &str, token: &str) -> String {
-    let start = app
-        .client
-        .post(app.url(&format!("/api/oauth/{platform}/start")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(start.status(), 200, "{}", start.text().await.unwrap());
-    let body: Value = start.json().await.unwrap();
-    let authorize_url = body["authorize_url"].as_str().unwrap();
-    let callback = fake.consent(authorize_url).await;
-    let resp = app.no_redirects().get(app.local(&callback)).send().await.unwrap();
-    assert_eq!(resp.status(), 302, "{}", resp.text().await.unwrap());
-    resp.headers()["location"].to_str().unwrap().to_string()
-}
-
-async fn accounts(app: &TestApp, token: &str) -> Vec<Value> {
-    let list: Value = app
-        .get("/api/accounts", token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    list["items"].as_array().unwrap().clone()
-}
-
-async fn activity(app: &TestApp, token: &str) -> Vec<String> {
-    let page: Value = app
-        .get("/api/activity", token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["summary"].as_str().unwrap().to_string())
-        .collect()
-}
 
 fn assert_account(a: &Value, platform: &str, fake: &FakePlatform) {
     assert_eq!(a["platform"], platform, "{a}");

@@ -28,6 +28,8 @@ pub struct Control {
     /// Refresh responses carry no `refresh_token` (the old one then stays valid, even where refresh
     /// tokens normally rotate). Google's usual behaviour.
     pub omit_refresh_on_refresh: bool,
+    /// The code exchange grants no refresh token (LinkedIn apps that are not approved partners).
+    pub no_refresh_token: bool,
     /// API endpoints reject expired access tokens (Meta: 190 subcode 463; others: their 401). Off by
     /// default: the fakes accept any issued, unrevoked access token. Meta's `fb_exchange_token`
     /// rejects expired tokens regardless of this knob.
@@ -94,6 +96,7 @@ impl Default for Control {
             refresh_error_500: false,
             access_ttl_s: 3600,
             omit_refresh_on_refresh: false,
+            no_refresh_token: false,
             enforce_access_expiry: false,
             identity: Identity::for_kind(Kind::X),
             meta_pages: Vec::new(),

@@ -17,6 +17,7 @@ mod linkedin;
 mod meta;
 mod oauth;
 mod reddit;
+pub mod smtp;
 mod state;
 mod tiktok;
 mod x;

@@ -218,13 +218,14 @@ fn code_grant(shared: &Inner, p: &Params, ctl: &Control, policy: RefreshPolicy) 
         .map_err(GrantFailure::Code)?;
     let grant = st.new_grant(&pending.scope);
     let access_token = st.issue_access(grant, AccessKind::User, Some(ctl.access_ttl_s));
-    let refresh_token = st.issue_refresh(grant, policy.ttl_s);
+    // LinkedIn grants refresh tokens to approved partners only: `no_refresh_token` plays the others.
+    let refresh_token = (!ctl.no_refresh_token).then(|| st.issue_refresh(grant, policy.ttl_s));
     Ok(Issued {
         scope: pending.scope,
         access_token,
         expires_in: ctl.access_ttl_s,
-        refresh_token: Some(refresh_token),
-        refresh_expires_in: policy.ttl_s,
+        refresh_expires_in: refresh_token.as_ref().and(policy.ttl_s),
+        refresh_token,
     })
 }
 

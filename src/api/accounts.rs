@@ -81,6 +81,17 @@ pub enum Deleted {
     NoContent,
 }
 
+#[derive(Debug, ApiResponse)]
+#[allow(clippy::large_enum_variant)] // built once per request and returned at once
+pub enum RefreshResponse {
+    /// Refreshed; the account as it is now.
+    #[oai(status = 200)]
+    Ok(Json<Account>),
+    /// The platform failed for a passing reason; the account keeps its status. Retry later.
+    #[oai(status = 502)]
+    BadGateway(Json<super::error::ErrorBody>),
+}
+
 #[derive(Debug)]
 pub struct AccountsApi;
 
@@ -144,6 +155,47 @@ impl AccountsApi {
     async fn get(&self, app: Data<&Arc<App>>, auth: Bearer, id: Path<String>) -> ApiResult<Json<Account>> {
         let row = owned(&app, auth.0.user_id.as_str(), &id.0).await?;
         Ok(Json(Account::from_row(row, Utc::now())))
+    }
+
+    /// Refreshes the account's token now (or re-exchanges it, for Meta) and answers the account.
+    /// 422 `token_revoked` when the platform refused (the account is now `revoked` or
+    /// `needs_reauth`), 422 `cannot_refresh` when the platform gave no way to renew the token,
+    /// 502 `platform_unavailable` on a passing failure (the account keeps its status).
+    #[oai(
+        path = "/api/accounts/:id/refresh",
+        method = "post",
+        tag = "Tag::Accounts",
+        operation_id = "refresh_account"
+    )]
+    async fn refresh(&self, app: Data<&Arc<App>>, auth: Bearer, id: Path<String>) -> ApiResult<RefreshResponse> {
+        let row = owned(&app, auth.0.user_id.as_str(), &id.0).await?;
+        use crate::lifecycle::refresh::{self, Mode, RefreshError};
+        match refresh::refresh(&app, &row.id, Mode::Force).await {
+            Ok(_) => {}
+            Err(RefreshError::Revoked(m) | RefreshError::NeedsReauth(m)) => {
+                return Err(ApiError::unprocessable("token_revoked", m));
+            }
+            Err(RefreshError::CannotRefresh(m)) => return Err(ApiError::unprocessable("cannot_refresh", m)),
+            Err(RefreshError::Transient(m)) => {
+                return Ok(RefreshResponse::BadGateway(super::error::ErrorBody::new(
+                    "platform_unavailable",
+                    m,
+                )));
+            }
+            Err(RefreshError::NotFound) => return Err(ApiError::not_found("account")),
+            Err(RefreshError::NotConfigured(p)) => {
+                return Err(ApiError::unprocessable(
+                    "platform_not_configured",
+                    format!("{} is not configured on this hub", p.display_name()),
+                ));
+            }
+            Err(RefreshError::Internal(m)) => {
+                tracing::error!(account = %row.id, error = %m, "manual refresh failed");
+                return Err(ApiError::internal());
+            }
+        }
+        let row = owned(&app, auth.0.user_id.as_str(), &id.0).await?;
+        Ok(RefreshResponse::Ok(Json(Account::from_row(row, Utc::now()))))
     }
 
     /// Disconnects the account: revokes its token at the platform where the platform has an

@@ -71,6 +71,43 @@ pub enum AccountEvent {
     TokensReencrypted {
         tokens: StoredTokens,
     },
+    /// A refresher claimed the account's refresh (appended at the revision it read, so only one
+    /// refresher calls the platform). `interrupted` says an earlier claim never recorded an outcome:
+    /// a rotating platform may already have consumed the stored refresh token.
+    TokenRefreshStarted {
+        attempt: Uuid,
+        started_at: DateTime<Utc>,
+        #[serde(default)]
+        interrupted: bool,
+    },
+    /// New tokens from the platform (refresh grant, or Meta's long-lived re-exchange).
+    TokenRefreshed {
+        attempt: Uuid,
+        tokens: StoredTokens,
+    },
+    /// A refresh failed for a passing reason (network, 5xx, 429); the account stays active.
+    TokenRefreshFailed {
+        attempt: Uuid,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_at: Option<DateTime<Utc>>,
+    },
+    /// The platform says access was revoked. `incident` keys the one notification mail.
+    AccountRevoked {
+        incident: Uuid,
+        message: String,
+    },
+    /// The platform needs the user again (expired, invalid, password changed…).
+    AccountNeedsReauth {
+        incident: Uuid,
+        message: String,
+    },
+    /// The token expires soon and nothing can renew it (LinkedIn without a refresh token).
+    AccountExpiring {
+        incident: Uuid,
+        expires_at: DateTime<Utc>,
+        message: String,
+    },
 }
 
 impl DomainEvent for AccountEvent {
@@ -79,6 +116,12 @@ impl DomainEvent for AccountEvent {
         "AccountReconnected",
         "AccountDisconnected",
         "TokensReencrypted",
+        "TokenRefreshStarted",
+        "TokenRefreshed",
+        "TokenRefreshFailed",
+        "AccountRevoked",
+        "AccountNeedsReauth",
+        "AccountExpiring",
     ];
 
     fn event_type(&self) -> &'static str {
@@ -87,6 +130,12 @@ impl DomainEvent for AccountEvent {
             AccountEvent::AccountReconnected { .. } => "AccountReconnected",
             AccountEvent::AccountDisconnected { .. } => "AccountDisconnected",
             AccountEvent::TokensReencrypted { .. } => "TokensReencrypted",
+            AccountEvent::TokenRefreshStarted { .. } => "TokenRefreshStarted",
+            AccountEvent::TokenRefreshed { .. } => "TokenRefreshed",
+            AccountEvent::TokenRefreshFailed { .. } => "TokenRefreshFailed",
+            AccountEvent::AccountRevoked { .. } => "AccountRevoked",
+            AccountEvent::AccountNeedsReauth { .. } => "AccountNeedsReauth",
+            AccountEvent::AccountExpiring { .. } => "AccountExpiring",
         }
     }
 }
@@ -102,12 +151,57 @@ pub enum AccountCommand {
     Disconnect {
         reason: String,
     },
+    /// Claim the refresh of this account.
+    StartRefresh {
+        attempt: Uuid,
+    },
+    /// Record the refresh's new tokens.
+    CompleteRefresh {
+        attempt: Uuid,
+        tokens: StoredTokens,
+    },
+    /// Record a failed refresh (or a revocation learnt elsewhere, with `attempt: None`).
+    FailRefresh {
+        attempt: Option<Uuid>,
+        failure: RefreshFailure,
+    },
+    /// Warn that the token expires soon and cannot be renewed.
+    MarkExpiring {
+        expires_at: DateTime<Utc>,
+    },
     /// Replace ciphertexts of the *current* tokens (same plaintexts, new key).
     Reencrypt {
         /// Ciphertexts the rotation read; if tokens changed since, the rotation re-reads.
         expected_access: String,
         tokens: StoredTokens,
     },
+}
+
+/// Why a refresh failed, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshFailure {
+    Transient {
+        message: String,
+        retry_at: Option<DateTime<Utc>>,
+    },
+    Revoked {
+        message: String,
+    },
+    NeedsReauth {
+        message: String,
+    },
+}
+
+/// How long a refresh claim is honoured before it counts as interrupted.
+pub const REFRESH_CLAIM_TTL: chrono::Duration = chrono::Duration::minutes(2);
+
+/// Connection health as the aggregate knows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Health {
+    #[default]
+    Active,
+    NeedsReauth,
+    Revoked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +212,10 @@ pub enum AccountError {
     OtherUser,
     #[error("the tokens changed since they were read")]
     TokensChanged,
+    #[error("another refresh of this account is in progress")]
+    RefreshInProgress,
+    #[error("this refresh attempt is no longer the current one")]
+    StaleAttempt,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -128,6 +226,46 @@ pub struct Account {
     pub tokens: Option<StoredTokens>,
     pub connected: bool,
     pub ever_connected: bool,
+    pub health: Health,
+    /// The platform's message behind `health`, when not active.
+    pub health_message: Option<String>,
+    /// Connections so far (connect + reconnects): incidents are per generation, so a reconnection
+    /// opens a new one and an old incident never mails twice.
+    pub generation: u32,
+    /// Current refresh claim and when it was made.
+    pub refresh_in_flight: Option<(Uuid, DateTime<Utc>)>,
+    /// Expiry already warned about.
+    pub expiring_warned: Option<DateTime<Utc>>,
+    /// When the claim of the last successful refresh was made.
+    pub last_refresh_started: Option<DateTime<Utc>>,
+}
+
+/// Namespace of incident ids (UUIDv5).
+const INCIDENT_NAMESPACE: Uuid = Uuid::from_u128(0x6e696b61_7261_4963_8000_696e63696465);
+
+impl Account {
+    /// The incident id of `kind` in the current generation (and at `expires_at` for expiry).
+    pub fn incident(&self, account: &str, kind: &str, expires_at: Option<DateTime<Utc>>) -> Uuid {
+        let key = format!(
+            "{account}/{}/{kind}/{}",
+            self.generation,
+            expires_at.map(|t| t.timestamp()).unwrap_or_default()
+        );
+        Uuid::new_v5(&INCIDENT_NAMESPACE, key.as_bytes())
+    }
+
+    /// What identifies this account in incident ids (the same inputs as its id).
+    fn incident_key(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.user_id.as_deref().unwrap_or_default(),
+            self.platform.map(Platform::as_str).unwrap_or_default(),
+            self.profile
+                .as_ref()
+                .map(|p| p.external_id.as_str())
+                .unwrap_or_default()
+        )
+    }
 }
 
 impl Aggregate for Account {
@@ -149,18 +287,54 @@ impl Aggregate for Account {
                 self.tokens = Some(tokens.clone());
                 self.connected = true;
                 self.ever_connected = true;
+                self.generation += 1;
+                self.health = Health::Active;
+                self.health_message = None;
+                self.refresh_in_flight = None;
+                self.expiring_warned = None;
             }
             AccountEvent::AccountReconnected { profile, tokens } => {
                 self.profile = Some(profile.clone());
                 self.tokens = Some(tokens.clone());
                 self.connected = true;
+                self.generation += 1;
+                self.health = Health::Active;
+                self.health_message = None;
+                self.refresh_in_flight = None;
+                self.expiring_warned = None;
             }
             AccountEvent::AccountDisconnected { .. } => self.connected = false,
             AccountEvent::TokensReencrypted { tokens } => self.tokens = Some(tokens.clone()),
+            AccountEvent::TokenRefreshStarted {
+                attempt, started_at, ..
+            } => {
+                self.refresh_in_flight = Some((*attempt, *started_at));
+            }
+            AccountEvent::TokenRefreshed { tokens, .. } => {
+                self.tokens = Some(tokens.clone());
+                self.last_refresh_started = self.refresh_in_flight.map(|(_, at)| at);
+                self.refresh_in_flight = None;
+                self.health = Health::Active;
+                self.health_message = None;
+            }
+            AccountEvent::TokenRefreshFailed { .. } => self.refresh_in_flight = None,
+            AccountEvent::AccountRevoked { message, .. } => {
+                self.refresh_in_flight = None;
+                self.health = Health::Revoked;
+                self.health_message = Some(message.clone());
+            }
+            AccountEvent::AccountNeedsReauth { message, .. } => {
+                self.refresh_in_flight = None;
+                if self.health != Health::Revoked {
+                    self.health = Health::NeedsReauth;
+                }
+                self.health_message = Some(message.clone());
+            }
+            AccountEvent::AccountExpiring { expires_at, .. } => self.expiring_warned = Some(*expires_at),
         }
     }
 
-    fn decide(&self, command: &AccountCommand, _now: DateTime<Utc>) -> Result<Vec<AccountEvent>, AccountError> {
+    fn decide(&self, command: &AccountCommand, now: DateTime<Utc>) -> Result<Vec<AccountEvent>, AccountError> {
         match command {
             AccountCommand::Connect {
                 user_id,
@@ -196,6 +370,84 @@ impl Aggregate for Account {
                     return Err(AccountError::NotFound);
                 }
                 Ok(vec![AccountEvent::AccountDisconnected { reason: reason.clone() }])
+            }
+            AccountCommand::StartRefresh { attempt } => {
+                if !self.connected {
+                    return Err(AccountError::NotFound);
+                }
+                let interrupted = match self.refresh_in_flight {
+                    Some((_, since)) if now - since < REFRESH_CLAIM_TTL => return Err(AccountError::RefreshInProgress),
+                    Some(_) => true,
+                    None => false,
+                };
+                Ok(vec![AccountEvent::TokenRefreshStarted {
+                    attempt: *attempt,
+                    started_at: now,
+                    interrupted,
+                }])
+            }
+            AccountCommand::CompleteRefresh { attempt, tokens } => {
+                if self.refresh_in_flight.map(|(a, _)| a) != Some(*attempt) {
+                    return Err(AccountError::StaleAttempt);
+                }
+                Ok(vec![AccountEvent::TokenRefreshed {
+                    attempt: *attempt,
+                    tokens: tokens.clone(),
+                }])
+            }
+            AccountCommand::FailRefresh { attempt, failure } => {
+                if let Some(a) = attempt
+                    && self.refresh_in_flight.map(|(x, _)| x) != Some(*a)
+                {
+                    return Err(AccountError::StaleAttempt);
+                }
+                if !self.connected {
+                    return Err(AccountError::NotFound);
+                }
+                let key = self.incident_key();
+                let clear = || AccountEvent::TokenRefreshFailed {
+                    attempt: attempt.unwrap_or_default(),
+                    message: String::new(),
+                    retry_at: None,
+                };
+                Ok(match failure {
+                    RefreshFailure::Transient { message, retry_at } => vec![AccountEvent::TokenRefreshFailed {
+                        attempt: attempt.unwrap_or_default(),
+                        message: message.clone(),
+                        retry_at: *retry_at,
+                    }],
+                    // Already revoked: this is the same incident; only release the claim.
+                    RefreshFailure::Revoked { .. } | RefreshFailure::NeedsReauth { .. }
+                        if self.health == Health::Revoked =>
+                    {
+                        attempt.map(|_| vec![clear()]).unwrap_or_default()
+                    }
+                    RefreshFailure::NeedsReauth { .. } if self.health == Health::NeedsReauth => {
+                        attempt.map(|_| vec![clear()]).unwrap_or_default()
+                    }
+                    RefreshFailure::Revoked { message } => vec![AccountEvent::AccountRevoked {
+                        incident: self.incident(&key, "revoked", None),
+                        message: message.clone(),
+                    }],
+                    RefreshFailure::NeedsReauth { message } => vec![AccountEvent::AccountNeedsReauth {
+                        incident: self.incident(&key, "needs_reauth", None),
+                        message: message.clone(),
+                    }],
+                })
+            }
+            AccountCommand::MarkExpiring { expires_at } => {
+                if !self.connected || self.health != Health::Active || self.expiring_warned == Some(*expires_at) {
+                    return Ok(vec![]);
+                }
+                let key = self.incident_key();
+                Ok(vec![AccountEvent::AccountExpiring {
+                    incident: self.incident(&key, "expiring", Some(*expires_at)),
+                    expires_at: *expires_at,
+                    message: format!(
+                        "the access token expires on {} and the platform gave no way to renew it",
+                        expires_at.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                }])
             }
             AccountCommand::Reencrypt {
                 expected_access,

@@ -150,9 +150,13 @@ pub fn classify(
             message: parts.get(1).cloned().unwrap_or_else(|| first.to_string()),
         });
     }
-    if status.is_success() {
+    // An OAuth error object on HTTP 200 (TikTok's token endpoint does this).
+    let oauth_error_on_ok =
+        status.is_success() && body.get("error").is_some_and(Value::is_string) && body.get("access_token").is_none();
+    if status.is_success() && !oauth_error_on_ok {
         return None;
     }
+    let code_num = if oauth_error_on_ok { 400 } else { code_num };
     // Meta's error object.
     if platform.is_meta()
         && let Some(code) = body.pointer("/error/code").and_then(Value::as_i64)
@@ -230,6 +234,12 @@ mod tests {
         assert!(matches!(
             classify(Platform::Instagram, StatusCode::BAD_REQUEST, &throttled, None),
             Some(PlatformError::RateLimited { .. })
+        ));
+        let on_ok =
+            json!({"error":"invalid_grant","error_description":"Refresh token is invalid or expired.","log_id":"x"});
+        assert!(matches!(
+            classify(Platform::Tiktok, StatusCode::OK, &on_ok, None),
+            Some(PlatformError::Unauthorized { status: 400, .. })
         ));
         let tiktok = json!({"data":{},"error":{"code":"access_token_invalid","message":"The access token is invalid","log_id":"x"}});
         assert!(matches!(

@@ -25,7 +25,7 @@ impl Projection for Accounts {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn event_types(&self) -> &'static [&'static str] {
@@ -53,6 +53,8 @@ impl Projection for Accounts {
              last_error_at      TEXT,
              connected_at       TEXT NOT NULL,
              disconnected_at    TEXT,
+             refresh_started_at TEXT,
+             last_refreshed_at  TEXT,
              position           INTEGER NOT NULL
          );
          CREATE INDEX IF NOT EXISTS accounts_by_user ON accounts (user_id, id);"
@@ -72,7 +74,7 @@ impl Projection for Accounts {
             return Ok(());
         };
         let id = ev.stream.strip_prefix("account-").unwrap_or(&ev.stream);
-        let at = ev.metadata.occurred_at.to_rfc3339();
+        let at = ts(ev.metadata.occurred_at);
         let pos = ev.position.0 as i64;
         // Every write is guarded by `position < ?`: re-applying an event is a no-op.
         match event {
@@ -99,8 +101,8 @@ impl Projection for Accounts {
                     profile.username,
                     profile.avatar_url,
                     profile.metadata.to_string(),
-                    tokens.expires_at.map(|t| t.to_rfc3339()),
-                    tokens.refresh_expires_at.map(|t| t.to_rfc3339()),
+                    tokens.expires_at.map(ts),
+                    tokens.refresh_expires_at.map(ts),
                     tokens.refresh_token.is_some(),
                     ak,
                     rk,
@@ -115,7 +117,7 @@ impl Projection for Accounts {
                          status = 'active', token_expires_at = ?6, refresh_expires_at = ?7, has_refresh_token = ?8,
                          access_kid = ?9, refresh_kid = ?10, last_error = NULL, last_error_at = NULL,
                          connected_at = CASE WHEN disconnected_at IS NULL THEN connected_at ELSE ?11 END,
-                         disconnected_at = NULL, position = ?12
+                         disconnected_at = NULL, refresh_started_at = NULL, position = ?12
                      WHERE id = ?1 AND position < ?12",
                 )?
                 .execute(params![
@@ -124,8 +126,8 @@ impl Projection for Accounts {
                     profile.username,
                     profile.avatar_url,
                     profile.metadata.to_string(),
-                    tokens.expires_at.map(|t| t.to_rfc3339()),
-                    tokens.refresh_expires_at.map(|t| t.to_rfc3339()),
+                    tokens.expires_at.map(ts),
+                    tokens.refresh_expires_at.map(ts),
                     tokens.refresh_token.is_some(),
                     ak,
                     rk,
@@ -147,9 +149,68 @@ impl Projection for Accounts {
                 )?
                 .execute(params![id, ak, rk, pos])?;
             }
+            AccountEvent::TokenRefreshStarted { started_at, .. } => {
+                tx.prepare_cached(
+                    "UPDATE accounts SET refresh_started_at = ?2, position = ?3 WHERE id = ?1 AND position < ?3",
+                )?
+                .execute(params![id, ts(started_at), pos])?;
+            }
+            AccountEvent::TokenRefreshed { tokens, .. } => {
+                let (ak, rk) = kids(&tokens);
+                tx.prepare_cached(
+                    "UPDATE accounts SET token_expires_at = ?2, refresh_expires_at = ?3, has_refresh_token = ?4,
+                         access_kid = ?5, refresh_kid = ?6, status = 'active', last_error = NULL,
+                         last_error_at = NULL, refresh_started_at = NULL, last_refreshed_at = ?7, position = ?8
+                     WHERE id = ?1 AND position < ?8",
+                )?
+                .execute(params![
+                    id,
+                    tokens.expires_at.map(ts),
+                    tokens.refresh_expires_at.map(ts),
+                    tokens.refresh_token.is_some(),
+                    ak,
+                    rk,
+                    at,
+                    pos
+                ])?;
+            }
+            AccountEvent::TokenRefreshFailed { message, .. } => {
+                tx.prepare_cached(
+                    "UPDATE accounts SET refresh_started_at = NULL,
+                         last_error = CASE WHEN ?2 = '' THEN last_error ELSE ?2 END,
+                         last_error_at = CASE WHEN ?2 = '' THEN last_error_at ELSE ?3 END, position = ?4
+                     WHERE id = ?1 AND position < ?4",
+                )?
+                .execute(params![id, message, at, pos])?;
+            }
+            AccountEvent::AccountRevoked { message, .. } => {
+                tx.prepare_cached(
+                    "UPDATE accounts SET status = 'revoked', last_error = ?2, last_error_at = ?3,
+                         refresh_started_at = NULL, position = ?4
+                     WHERE id = ?1 AND position < ?4",
+                )?
+                .execute(params![id, message, at, pos])?;
+            }
+            AccountEvent::AccountNeedsReauth { message, .. } => {
+                tx.prepare_cached(
+                    "UPDATE accounts SET status = CASE WHEN status = 'revoked' THEN status ELSE 'needs_reauth' END,
+                         last_error = ?2, last_error_at = ?3, refresh_started_at = NULL, position = ?4
+                     WHERE id = ?1 AND position < ?4",
+                )?
+                .execute(params![id, message, at, pos])?;
+            }
+            AccountEvent::AccountExpiring { .. } => {
+                tx.prepare_cached("UPDATE accounts SET position = ?2 WHERE id = ?1 AND position < ?2")?
+                    .execute(params![id, pos])?;
+            }
         }
         Ok(())
     }
+}
+
+/// Times are stored in one fixed format (microseconds, `Z`) so that string order is time order.
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn kids(t: &StoredTokens) -> (Option<String>, Option<String>) {
@@ -177,6 +238,9 @@ pub struct AccountRow {
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
     pub connected_at: DateTime<Utc>,
+    /// A refresh claim without an outcome yet (in progress, or interrupted by a crash).
+    pub refresh_started_at: Option<DateTime<Utc>>,
+    pub last_refreshed_at: Option<DateTime<Utc>>,
 }
 
 impl AccountRow {
@@ -210,7 +274,8 @@ fn time(s: Option<String>) -> Option<DateTime<Utc>> {
 }
 
 const COLUMNS: &str = "id, user_id, platform, external_id, display_name, username, avatar_url, metadata, status,
-    token_expires_at, refresh_expires_at, has_refresh_token, last_synced_at, last_error, last_error_at, connected_at";
+    token_expires_at, refresh_expires_at, has_refresh_token, last_synced_at, last_error, last_error_at, connected_at,
+    refresh_started_at, last_refreshed_at";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
     Ok(AccountRow {
@@ -230,6 +295,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
         last_error: r.get(13)?,
         last_error_at: time(r.get(14)?),
         connected_at: time(Some(r.get(15)?)).unwrap_or_default(),
+        refresh_started_at: time(r.get(16)?),
+        last_refreshed_at: time(r.get(17)?),
     })
 }
 
@@ -250,6 +317,47 @@ pub fn get(conn: &Connection, user: &str, id: &str) -> rusqlite::Result<Option<A
     ))?
     .query_row(params![id, user], row)
     .optional()
+}
+
+/// Accounts the sweeper should look at: connected, active or refreshing, and either due for a
+/// refresh within `margin`, a Meta re-exchange within `meta_window`, an expiry warning within the
+/// expiring window, or holding a refresh claim older than `stale_claim`.
+pub fn due_for_sweep(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    margin: Duration,
+    meta_window: Duration,
+    stale_claim: Duration,
+) -> rusqlite::Result<Vec<AccountRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM accounts
+         WHERE disconnected_at IS NULL AND status = 'active'
+           AND (   (token_expires_at IS NOT NULL AND token_expires_at <= ?1)
+                OR (platform IN ('facebook', 'instagram') AND refresh_expires_at IS NOT NULL AND refresh_expires_at <= ?2)
+                OR (has_refresh_token = 0 AND token_expires_at IS NOT NULL AND token_expires_at <= ?3)
+                OR (refresh_started_at IS NOT NULL AND refresh_started_at <= ?4))
+         ORDER BY id"
+    ))?;
+    // RFC 3339 strings of one offset compare in time order.
+    let rows = stmt.query_map(
+        params![
+            ts(now + margin),
+            ts(now + meta_window),
+            ts(now + EXPIRING_WINDOW),
+            ts(now - stale_claim),
+        ],
+        row,
+    )?;
+    rows.collect()
+}
+
+/// Connected accounts of a platform's external id (webhooks address accounts that way).
+pub fn by_external_id(conn: &Connection, platform: &str, external_id: &str) -> rusqlite::Result<Vec<AccountRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM accounts WHERE platform = ?1 AND external_id = ?2 AND disconnected_at IS NULL"
+    ))?;
+    let rows = stmt.query_map(params![platform, external_id], row)?;
+    rows.collect()
 }
 
 /// Live (connected) tokens per key id, for `nikara keys status` and the startup check.

@@ -21,6 +21,13 @@ pub const EVENT_TYPES: &[&str] = &[
     "AccountConnected",
     "AccountReconnected",
     "AccountDisconnected",
+    "TokenRefreshed",
+    "AccountRevoked",
+    "AccountNeedsReauth",
+    "AccountExpiring",
+    "NotificationSent",
+    "NotificationSkipped",
+    "NotificationFailed",
 ];
 
 impl Projection for Activity {
@@ -29,7 +36,7 @@ impl Projection for Activity {
     }
 
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn event_types(&self) -> &'static [&'static str] {
@@ -131,6 +138,16 @@ pub fn summarize(event_type: &str, data: &Value) -> String {
             Some(r) => format!("Disconnected an account ({r})"),
             None => "Disconnected an account".to_string(),
         },
+        "TokenRefreshed" => "Token refreshed".to_string(),
+        "AccountRevoked" => format!("Access revoked: {}", text(data, "message").unwrap_or("no reason given")),
+        "AccountNeedsReauth" => format!(
+            "Needs reconnecting: {}",
+            text(data, "message").unwrap_or("no reason given")
+        ),
+        "AccountExpiring" => format!("Expiring: {}", text(data, "message").unwrap_or("soon")),
+        "NotificationSent" => format!("Mail sent to {}", text(data, "to").unwrap_or("you")),
+        "NotificationSkipped" => format!("No mail sent: {}", text(data, "reason").unwrap_or("no reason")),
+        "NotificationFailed" => format!("Mail failed: {}", text(data, "reason").unwrap_or("no reason")),
         other => other.to_string(),
     }
 }

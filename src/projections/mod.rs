@@ -203,6 +203,19 @@ impl ReadModels {
         })
     }
 
+    /// Stores a reactor's checkpoint (reactors are not projections: their effects are outside the
+    /// read models, so they keep only a position here).
+    pub fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), ProjectionError> {
+        self.with_writer(|conn| {
+            conn.execute(
+                "INSERT INTO checkpoints (name, version, position, updated_at) VALUES (?1, 1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+                params![name, position.0 as i64, chrono::Utc::now().to_rfc3339()],
+            )?;
+            Ok(())
+        })
+    }
+
     /// The stored checkpoint of a projection.
     pub fn checkpoint(&self, name: &str) -> Result<Option<Position>, ProjectionError> {
         self.with_writer(|conn| {

@@ -6,6 +6,9 @@ use std::time::Duration;
 use nikara::Running;
 use nikara::config::Config;
 use nikara::domain::ids::UserId;
+use nikara_fakes::FakePlatform;
+use secrecy::SecretString;
+use serde_json::Value;
 
 pub struct TestApp {
     pub running: Running,
@@ -108,4 +111,60 @@ pub async fn error_code(resp: reqwest::Response) -> (u16, String, String) {
         .unwrap_or_else(|| panic!("no error.message in {body}"))
         .to_string();
     (status, code, message)
+}
+
+pub fn settings(fakes: &[&FakePlatform]) -> impl FnOnce(&mut nikara::config::Config) + use<> {
+    let all: Vec<(String, String)> = fakes.iter().flat_map(|f| f.settings()).collect();
+    move |c| {
+        for (k, v) in all {
+            c.extra.insert(k, SecretString::from(v));
+        }
+    }
+}
+
+/// start → consent at the fake → callback; answers the callback's redirect Location.
+pub async fn connect(app: &TestApp, fake: &FakePlatform, platform: &str, token: &str) -> String {
+    let start = app
+        .client
+        .post(app.url(&format!("/api/oauth/{platform}/start")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 200, "{}", start.text().await.unwrap());
+    let body: Value = start.json().await.unwrap();
+    let authorize_url = body["authorize_url"].as_str().unwrap();
+    let callback = fake.consent(authorize_url).await;
+    let resp = app.no_redirects().get(app.local(&callback)).send().await.unwrap();
+    assert_eq!(resp.status(), 302, "{}", resp.text().await.unwrap());
+    resp.headers()["location"].to_str().unwrap().to_string()
+}
+
+pub async fn accounts(app: &TestApp, token: &str) -> Vec<Value> {
+    let list: Value = app
+        .get("/api/accounts", token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list["items"].as_array().unwrap().clone()
+}
+
+pub async fn activity(app: &TestApp, token: &str) -> Vec<String> {
+    let page: Value = app
+        .get("/api/activity", token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["summary"].as_str().unwrap().to_string())
+        .collect()
 }

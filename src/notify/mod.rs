@@ -1,0 +1,2 @@
+//! Notifications.
+pub mod mail;
