@@ -38,6 +38,8 @@ pub struct Account {
     /// When the renewal credential (refresh token; Meta: the long-lived user token) expires, if known.
     pub refresh_expires_at: Option<DateTime<Utc>>,
     pub last_synced_at: Option<DateTime<Utc>>,
+    /// When the token was last refreshed (or re-exchanged).
+    pub last_refreshed_at: Option<DateTime<Utc>>,
     /// The platform's message from the last failed refresh or call, when there is one.
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
@@ -59,6 +61,7 @@ impl Account {
             token_expires_at: r.token_expires_at,
             refresh_expires_at: r.refresh_expires_at,
             last_synced_at: r.last_synced_at,
+            last_refreshed_at: r.last_refreshed_at,
             last_error: r.last_error,
             last_error_at: r.last_error_at,
             connected_at: r.connected_at,
