@@ -67,6 +67,8 @@ pub struct App {
     pub http: reqwest::Client,
     /// One lock per account: concurrent needs for one account's refresh make one platform call.
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Wakes the scheduler early (a post was scheduled, a publish finished).
+    pub engine_wakeup: tokio::sync::Notify,
     /// Notification mail transport (SMTP, or the outbox folder).
     pub mailer: Arc<dyn crate::notify::mail::Mailer>,
     /// Last `email` claim recorded per user, so an authenticated request costs no store read once
@@ -107,6 +109,7 @@ impl App {
             state_key,
             http,
             refresh_locks: Mutex::new(HashMap::new()),
+            engine_wakeup: tokio::sync::Notify::new(),
             mailer,
             seen_users: Mutex::new(HashMap::new()),
             started: Instant::now(),

@@ -53,6 +53,14 @@ struct Raw {
     mail_from: String,
     refresh_margin: Scalar,
     refresh_sweep_interval: Scalar,
+    scheduler_tick: Scalar,
+    publish_concurrency: Scalar,
+    publish_max_attempts: Scalar,
+    publish_timeout: Scalar,
+    publish_retry_delay: Scalar,
+    publish_claim_timeout: Option<Scalar>,
+    reconcile_delay: Scalar,
+    account_wait: Scalar,
     body_limit: Scalar,
     shutdown_timeout: Scalar,
     log: String,
@@ -76,6 +84,14 @@ impl Default for Raw {
             mail_from: "nikara <nikara@localhost>".into(),
             refresh_margin: Scalar::S("5m".into()),
             refresh_sweep_interval: Scalar::S("1m".into()),
+            scheduler_tick: Scalar::S("1s".into()),
+            publish_concurrency: Scalar::N(64),
+            publish_max_attempts: Scalar::N(5),
+            publish_timeout: Scalar::S("5m".into()),
+            publish_retry_delay: Scalar::S("12s".into()),
+            publish_claim_timeout: None,
+            reconcile_delay: Scalar::S("10s".into()),
+            account_wait: Scalar::S("24h".into()),
             body_limit: Scalar::S("1MiB".into()),
             shutdown_timeout: Scalar::S("10s".into()),
             log: "info".into(),
@@ -149,6 +165,23 @@ pub struct Config {
     pub refresh_margin: Duration,
     /// How often the refresh sweeper runs.
     pub refresh_sweep_interval: Duration,
+    /// How often the scheduler looks for due posts (it is also woken by new posts).
+    pub scheduler_tick: Duration,
+    /// Publishes in flight at once, all platforms together.
+    pub publish_concurrency: usize,
+    /// Attempts per post before a transient failure becomes final.
+    pub publish_max_attempts: u32,
+    /// Longest a publish may take (uploads, processing polls) before its outcome counts as unknown.
+    pub publish_timeout: Duration,
+    /// Delay before the first retry of a transient failure (then ×4 with up to 25 % jitter).
+    pub publish_retry_delay: Duration,
+    /// A claim older than this without an outcome is presumed abandoned (a crash) and recovered.
+    pub publish_claim_timeout: Duration,
+    /// After a request went out and no answer came back, wait this long before looking for the
+    /// post on the platform (it may still be processing the request).
+    pub reconcile_delay: Duration,
+    /// How long a due post waits for its account to be reconnected before it fails.
+    pub account_wait: Duration,
     /// Largest accepted request body on `/api` routes.
     pub body_limit: usize,
     pub shutdown_timeout: Duration,
@@ -306,6 +339,29 @@ impl Config {
             mail_from: raw.mail_from,
             refresh_margin: parse_duration("refresh_margin", &raw.refresh_margin.text())?,
             refresh_sweep_interval: parse_duration("refresh_sweep_interval", &raw.refresh_sweep_interval.text())?,
+            scheduler_tick: parse_duration("scheduler_tick", &raw.scheduler_tick.text())?,
+            publish_concurrency: parse_count("publish_concurrency", &raw.publish_concurrency.text())?,
+            publish_max_attempts: parse_count("publish_max_attempts", &raw.publish_max_attempts.text())? as u32,
+            publish_timeout: parse_duration("publish_timeout", &raw.publish_timeout.text())?,
+            publish_retry_delay: parse_duration("publish_retry_delay", &raw.publish_retry_delay.text())?,
+            publish_claim_timeout: {
+                let timeout = parse_duration("publish_timeout", &raw.publish_timeout.text())?;
+                match &raw.publish_claim_timeout {
+                    None => timeout + Duration::from_secs(60),
+                    Some(v) => {
+                        let claim = parse_duration("publish_claim_timeout", &v.text())?;
+                        if claim <= timeout {
+                            return Err(ConfigError::new(
+                                "publish_claim_timeout",
+                                "must be longer than NIKARA_PUBLISH_TIMEOUT (a live publish must never look abandoned)",
+                            ));
+                        }
+                        claim
+                    }
+                }
+            },
+            reconcile_delay: parse_duration("reconcile_delay", &raw.reconcile_delay.text())?,
+            account_wait: parse_duration("account_wait", &raw.account_wait.text())?,
             body_limit: parse_size("body_limit", &raw.body_limit.text())?,
             shutdown_timeout: parse_duration("shutdown_timeout", &raw.shutdown_timeout.text())?,
             log: raw.log,
@@ -401,6 +457,14 @@ pub fn parse_duration_str(s: &str) -> Option<Duration> {
 fn parse_duration(key: &str, s: &str) -> Result<Duration, ConfigError> {
     parse_duration_str(s)
         .ok_or_else(|| ConfigError::new(key, format!("`{s}` is not a duration (e.g. 500ms, 30s, 5m, 1h, 7d)")))
+}
+
+fn parse_count(key: &str, s: &str) -> Result<usize, ConfigError> {
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=100_000).contains(n))
+        .ok_or_else(|| ConfigError::new(key, format!("`{s}` is not a count between 1 and 100000")))
 }
 
 fn parse_size(key: &str, s: &str) -> Result<usize, ConfigError> {

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod engine;
 pub mod keys;
 pub mod lifecycle;
 pub mod metrics;

@@ -131,6 +131,7 @@ impl Hub {
             .clone()
             .context("key ring missing after resolution")?;
         let registry = crate::oauth::Registry::from_config(&config)?;
+        let engine_config = crate::engine::EngineConfig::from_config(&config)?;
         let mailer = crate::notify::mail::from_config(&config).context("cannot set up notification mail")?;
         tracing::info!(via = %mailer.describe(), "notification mail");
         let store = open_store(&config).await?;
@@ -162,6 +163,8 @@ impl Hub {
             app.clone(),
             background.clone(),
         )));
+        let scheduler = crate::engine::Scheduler::new(app.clone(), engine_config);
+        tasks.push(tokio::spawn(scheduler.run(background.clone())));
         Ok(Hub { app, background, tasks })
     }
 

@@ -1,6 +1,8 @@
 //! Knobs a test turns to make a fake misbehave or serve different data.
 
-use crate::Kind;
+use std::collections::VecDeque;
+
+use crate::{Kind, PublishFault};
 
 /// Failure injection and data knobs of one fake. `Default` is "everything works" with generic data;
 /// [`crate::FakePlatform::start`] uses [`Control::for_kind`], which sets the per-platform defaults.
@@ -31,8 +33,9 @@ pub struct Control {
     /// The code exchange grants no refresh token (LinkedIn apps that are not approved partners).
     pub no_refresh_token: bool,
     /// API endpoints reject expired access tokens (Meta: 190 subcode 463; others: their 401). Off by
-    /// default: the fakes accept any issued, unrevoked access token. Meta's `fb_exchange_token`
-    /// rejects expired tokens regardless of this knob.
+    /// default: the fakes accept any issued, unrevoked access token. Meta's `fb_exchange_token` and
+    /// the publish endpoints (publish, status polls, reconcile listings) reject expired tokens
+    /// regardless of this knob.
     pub enforce_access_expiry: bool,
     /// Who the user is: X user, TikTok open_id, Reddit account, YouTube channel, LinkedIn member,
     /// Facebook user.
@@ -40,6 +43,14 @@ pub struct Control {
     /// Meta only: the Pages `/me/accounts` lists (default: page A with an Instagram business
     /// account, page B without).
     pub meta_pages: Vec<MetaPage>,
+    /// Faults for the next publish-creating calls, one popped per call (even one then refused for
+    /// its token), answered in the platform's shape: Facebook `/{page}/feed` and `/{page}/photos`,
+    /// Instagram `/{ig}/media` and `/{ig}/media_publish` POSTs, LinkedIn `/rest/posts`, X
+    /// `/2/tweets`, TikTok `content/init` and `video/init`, Reddit `/api/submit`, YouTube's resumable
+    /// upload POST. Status polls, listings and token endpoints never take one.
+    pub publish_faults: VecDeque<PublishFault>,
+    /// Every publish-creating call sleeps this long before anything else (0: no sleep).
+    pub publish_latency_ms: u64,
 }
 
 /// The user (or channel) behind every token of a fake.
@@ -100,6 +111,8 @@ impl Default for Control {
             enforce_access_expiry: false,
             identity: Identity::for_kind(Kind::X),
             meta_pages: Vec::new(),
+            publish_faults: VecDeque::new(),
+            publish_latency_ms: 0,
         }
     }
 }

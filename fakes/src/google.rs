@@ -1,5 +1,8 @@
 //! Google / YouTube: `access_type=offline`, optional PKCE, client credentials in the body or Basic,
-//! refresh responses without a refresh token, and the YouTube Data API channel lookup.
+//! refresh responses without a refresh token, the YouTube Data API channel lookup, and resumable video
+//! uploads: `POST /upload/youtube/v3/videos?uploadType=resumable&part=…` (metadata,
+//! `X-Upload-Content-Length`) → `Location` of an upload session on this fake; `PUT` of exactly that
+//! many bytes → the video resource.
 
 use std::sync::Arc;
 
@@ -11,7 +14,12 @@ use serde_json::{Value, json};
 use crate::Inner;
 use crate::http::{Params, basic_auth, bearer, json, ok};
 use crate::oauth::{self, AuthorizeSpec, GrantFailure, Pkce, RefreshPolicy};
-use crate::state::CodeProblem;
+use crate::publish::{self, PublishFault, PublishedPost, Upload, chars, with_header};
+use crate::state::{CodeProblem, random_token};
+
+const MAX_TITLE: usize = 100;
+const MAX_DESCRIPTION_BYTES: usize = 5000;
+const UPLOAD_PATH: &str = "/upload/youtube/v3/videos";
 
 pub(crate) fn routes() -> Route {
     Route::new()
@@ -19,6 +27,7 @@ pub(crate) fn routes() -> Route {
         .at("/token", post(token_endpoint))
         .at("/revoke", post(revoke))
         .at("/youtube/v3/channels", get(channels))
+        .at(UPLOAD_PATH, post(upload_start).put(upload_bytes))
 }
 
 pub(crate) fn settings(shared: &Inner) -> Vec<(String, String)> {
@@ -195,4 +204,225 @@ async fn channels(req: &Request, Data(shared): Data<&Arc<Inner>>) -> Response {
         "pageInfo": { "totalResults": total, "resultsPerPage": 5 },
         "items": Value::Array(items),
     }))
+}
+
+fn bad_request(message: &str, reason: &str) -> Response {
+    api_error(StatusCode::BAD_REQUEST, message, reason, Some("INVALID_ARGUMENT"))
+}
+
+fn fault_response(fault: &PublishFault) -> Response {
+    match fault {
+        // `SlowMs` never gets here: `publish::gate` sleeps and lets the call go on.
+        PublishFault::ServerError | PublishFault::SlowMs(_) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Backend Error",
+            "backendError",
+            Some("UNAVAILABLE"),
+        ),
+        PublishFault::RateLimited { retry_after_s } => with_header(
+            api_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests. Please try again later.",
+                "rateLimitExceeded",
+                Some("RESOURCE_EXHAUSTED"),
+            ),
+            "retry-after",
+            &retry_after_s.to_string(),
+        ),
+        PublishFault::Rejected { message } => bad_request(message, "badRequest"),
+        PublishFault::Unauthorized => unauthenticated(),
+    }
+}
+
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// `POST /upload/youtube/v3/videos?uploadType=resumable&part=snippet,status`: checks the metadata
+/// and opens an upload session (200, empty body, `Location`).
+#[handler]
+async fn upload_start(req: &Request, body: String, Data(shared): Data<&Arc<Inner>>) -> Response {
+    let fault = publish::begin(shared).await;
+    upload_start_inner(shared, req, &body, fault)
+        .await
+        .unwrap_or_else(|e| e)
+}
+
+async fn upload_start_inner(
+    shared: &Inner,
+    req: &Request,
+    body: &str,
+    fault: Option<PublishFault>,
+) -> Result<Response, Response> {
+    oauth::check_publish_token(shared, bearer(req).as_deref()).map_err(|_| unauthenticated())?;
+    publish::gate(fault, fault_response).await?;
+    let p = Params::query(req);
+    if p.get("uploadType") != Some("resumable") {
+        return Err(bad_request(
+            "The fake supports uploadType=resumable only.",
+            "invalidParameter",
+        ));
+    }
+    let Some(part) = p.get("part") else {
+        return Err(bad_request("Required parameter: part", "required"));
+    };
+    let parts: Vec<&str> = part.split(',').map(str::trim).collect();
+    let Some(length) = header(req, "x-upload-content-length").and_then(|v| v.parse::<usize>().ok()) else {
+        return Err(bad_request(
+            "The X-Upload-Content-Length header must give the size of the video in bytes.",
+            "required",
+        ));
+    };
+    if length == 0 {
+        return Err(bad_request(
+            "The upload is empty: a video file is required.",
+            "mediaBodyRequired",
+        ));
+    }
+    let content_type = header(req, "x-upload-content-type").unwrap_or("video/*").to_owned();
+    if !(content_type.starts_with("video/") || content_type == "application/octet-stream") {
+        return Err(bad_request(
+            &format!(
+                "Media type '{content_type}' is not supported. Valid media types: [video/*, application/octet-stream]"
+            ),
+            "mediaTypeNotSupported",
+        ));
+    }
+    let meta: Value =
+        serde_json::from_str(body).map_err(|_| bad_request("Failed to parse the request metadata.", "parseError"))?;
+    let snippet = if parts.contains(&"snippet") {
+        &meta["snippet"]
+    } else {
+        &Value::Null
+    };
+    let title = snippet["title"].as_str().unwrap_or("").to_owned();
+    if title.trim().is_empty() || chars(&title) > MAX_TITLE || title.contains(['<', '>']) {
+        return Err(bad_request(
+            "The request metadata specifies an invalid or empty video title.",
+            "invalidTitle",
+        ));
+    }
+    let description = snippet["description"].as_str().unwrap_or("").to_owned();
+    if description.len() > MAX_DESCRIPTION_BYTES || description.contains(['<', '>']) {
+        return Err(bad_request(
+            "The request metadata specifies an invalid video description.",
+            "invalidDescription",
+        ));
+    }
+    let status = if parts.contains(&"status") {
+        &meta["status"]
+    } else {
+        &Value::Null
+    };
+    let privacy = status["privacyStatus"].as_str().unwrap_or("public").to_owned();
+    if !["public", "private", "unlisted"].contains(&privacy.as_str()) {
+        return Err(bad_request(
+            &format!("Invalid privacy status: {privacy}"),
+            "invalidVideoMetadata",
+        ));
+    }
+    let channel = shared.control().identity.id.clone();
+    let upload_id = random_token();
+    shared.posts().uploads.insert(
+        upload_id.clone(),
+        Upload {
+            channel,
+            title,
+            description,
+            privacy,
+            length,
+            content_type,
+            video: None,
+        },
+    );
+    let location = format!(
+        "{}{UPLOAD_PATH}?uploadType=resumable&upload_id={upload_id}",
+        shared.base_url
+    );
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header("location", location.as_str())
+        .header("x-guploader-uploadid", upload_id.as_str())
+        .finish())
+}
+
+/// `PUT /upload/youtube/v3/videos?upload_id=…`: the whole video in one request. The byte count
+/// must equal the session's `X-Upload-Content-Length` (else 400, the session stays open); a repeated
+/// PUT of a finished session answers the same video.
+#[handler]
+async fn upload_bytes(req: &Request, body: Vec<u8>, Data(shared): Data<&Arc<Inner>>) -> Response {
+    let p = Params::query(req);
+    let upload_id = p.str("upload_id");
+    let (channel_title, now) = (shared.control().identity.name.clone(), publish::now_ms());
+    let mut posts = shared.posts();
+    let Some(upload) = posts.uploads.get(upload_id).cloned() else {
+        drop(posts);
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "The upload session does not exist or has expired.",
+            "notFound",
+            Some("NOT_FOUND"),
+        );
+    };
+    if let Some(video) = upload.video {
+        return ok(video);
+    }
+    if body.len() != upload.length {
+        drop(posts);
+        return bad_request(
+            &format!(
+                "The upload was {} bytes but X-Upload-Content-Length announced {}.",
+                body.len(),
+                upload.length
+            ),
+            "badContent",
+        );
+    }
+    let id = posts.next_short_id();
+    let video = json!({
+        "kind": "youtube#video",
+        "etag": "fake-etag-video",
+        "id": id,
+        "snippet": {
+            "publishedAt": publish::rfc3339(now),
+            "channelId": upload.channel,
+            "title": upload.title,
+            "description": upload.description,
+            "thumbnails": {},
+            "channelTitle": channel_title,
+            "categoryId": "22",
+            "liveBroadcastContent": "none",
+            "localized": { "title": upload.title, "description": upload.description },
+        },
+        "status": {
+            "uploadStatus": "uploaded",
+            "privacyStatus": upload.privacy,
+            "license": "youtube",
+            "embeddable": true,
+            "publicStatsViewable": true,
+        },
+    });
+    if let Some(session) = posts.uploads.get_mut(upload_id) {
+        session.video = Some(video.clone());
+    }
+    let mut options = json!({
+        "privacyStatus": upload.privacy,
+        "bytes": body.len(),
+        "contentType": upload.content_type,
+    });
+    if let Some(name) = crate::media::name_in(&body) {
+        options["media_name"] = name.into();
+    }
+    posts.record(PublishedPost {
+        platform: "youtube".into(),
+        account: upload.channel,
+        id,
+        text: upload.description,
+        title: Some(upload.title),
+        media: Vec::new(),
+        options,
+        at_unix_ms: now,
+    });
+    drop(posts);
+    ok(video)
 }

@@ -99,7 +99,8 @@ pub(crate) fn user_agent(req: &Request) -> &str {
         .unwrap_or("")
 }
 
-/// Wraps the fake's routes so every request is recorded (with its body) before it is handled.
+/// Wraps the fake's routes so every request is recorded (with its body) before it is handled, in a
+/// task of its own: a client that disconnects does not cancel the handler.
 pub(crate) fn recorded<E: Endpoint + 'static>(ep: E, shared: Arc<Inner>) -> impl Endpoint {
     ep.around(move |ep, mut req| {
         let shared = shared.clone();
@@ -123,11 +124,13 @@ pub(crate) fn recorded<E: Endpoint + 'static>(ep: E, shared: Arc<Inner>) -> impl
             };
             shared.state().requests.push(rec);
             req.set_body(body);
-            Ok(ep
-                .call(req)
-                .await
-                .map(IntoResponse::into_response)
-                .unwrap_or_else(|e| e.into_response()))
+            let task = tokio::spawn(async move {
+                ep.call(req)
+                    .await
+                    .map(IntoResponse::into_response)
+                    .unwrap_or_else(|e| e.into_response())
+            });
+            Ok(task.await.unwrap_or_else(|_| empty(StatusCode::INTERNAL_SERVER_ERROR)))
         }
     })
 }

@@ -5,6 +5,15 @@
 //! platform ([`Kind`]) owns its routes; `oauth` holds the consent screen and grant logic they share,
 //! `state` the codes, grants and tokens, `http` parameter parsing, credentials and request recording.
 //! New endpoints (publish, metrics) go into the platform's module and its `routes()`.
+//!
+//! Publishing follows the contract in `/tmp/publish-spec.md`: each platform module serves its publish
+//! and reconcile-listing endpoints, `publish` holds what was published (see
+//! [`FakePlatform::published`]), the multi-step state (Instagram containers, TikTok publish ids,
+//! YouTube upload sessions) and the failure injection ([`PublishFault`], [`Control::publish_faults`]),
+//! and `media` serves `GET /media/{name}` on every fake ([`FakePlatform::media_url`]).
+//!
+//! Every request runs in its own tokio task, so a handler finishes even when its client gives up
+//! (a timed-out publish still publishes, as on a real platform).
 
 // Checks return a ready `Response` as their error so handlers can `return` it; the size does not
 // matter in a test fake.
@@ -14,8 +23,10 @@ mod control;
 mod google;
 mod http;
 mod linkedin;
+mod media;
 mod meta;
 mod oauth;
+mod publish;
 mod reddit;
 pub mod smtp;
 mod state;
@@ -25,9 +36,10 @@ mod x;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use poem::listener::{Acceptor, TcpAcceptor};
-use poem::{EndpointExt, Server};
+use poem::{EndpointExt, Server, get};
 
 pub use control::{Control, Identity, InstagramAccount, MetaPage};
+pub use publish::{PublishFault, PublishedPost};
 pub use state::Recorded;
 
 /// Which platform a fake plays. `Meta` serves Facebook and Instagram (Facebook Login); `Google`
@@ -77,16 +89,22 @@ pub(crate) struct Inner {
     pub client_secret: String,
     control: Mutex<Control>,
     state: Mutex<state::State>,
+    posts: Mutex<publish::Posts>,
 }
 
 impl Inner {
-    /// Handlers lock `control` and `state` one at a time, never both, so they cannot deadlock.
+    /// Handlers lock `control`, `state` and `posts` one at a time, never two together, so they cannot
+    /// deadlock.
     pub(crate) fn control(&self) -> MutexGuard<'_, Control> {
         self.control.lock().expect("fake control mutex poisoned")
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, state::State> {
         self.state.lock().expect("fake state mutex poisoned")
+    }
+
+    pub(crate) fn posts(&self) -> MutexGuard<'_, publish::Posts> {
+        self.posts.lock().expect("fake posts mutex poisoned")
     }
 }
 
@@ -118,6 +136,7 @@ impl FakePlatform {
             client_secret: format!("fake-{slug}-secret-{}", state::random_token()),
             control: Mutex::new(Control::for_kind(kind)),
             state: Mutex::new(state::State::new(slug)),
+            posts: Mutex::new(publish::Posts::new()),
         });
         let routes = match kind {
             Kind::Meta => meta::routes(),
@@ -126,7 +145,8 @@ impl FakePlatform {
             Kind::Tiktok => tiktok::routes(),
             Kind::Reddit => reddit::routes(),
             Kind::Google => google::routes(),
-        };
+        }
+        .at("/media/:name", get(media::serve));
         let app = http::recorded(routes.data(inner.clone()), inner.clone());
         tokio::spawn(async move {
             // The server only stops with its runtime; an accept error ends this fake.
@@ -185,6 +205,23 @@ impl FakePlatform {
     /// Calls to the token endpoint (all grant types, including rejected ones).
     pub fn token_requests(&self) -> usize {
         self.inner.state().token_requests
+    }
+
+    /// Every successful publish, oldest first (Instagram: at `media_publish`; TikTok: at init;
+    /// YouTube: when the upload's bytes arrive).
+    pub fn published(&self) -> Vec<PublishedPost> {
+        self.inner.posts().list.clone()
+    }
+
+    /// `published().len()` without the copy.
+    pub fn publish_count(&self) -> usize {
+        self.inner.posts().list.len()
+    }
+
+    /// `{base_url}/media/{name}`: a URL this fake serves with a few KiB of deterministic bytes
+    /// (`video/mp4` for `.mp4`/`.mov`, `image/jpeg` for `.jpg`/`.png`).
+    pub fn media_url(&self, name: &str) -> String {
+        format!("{}/media/{name}", self.inner.base_url)
     }
 
     /// Follows a nikara `authorize_url` like a browser whose user clicks "Allow": GETs it and returns

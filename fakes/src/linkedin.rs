@@ -1,5 +1,7 @@
 //! LinkedIn: OIDC scopes, client credentials in the form body only, non-rotating refresh tokens
-//! whose lifetime does not reset, `/v2/userinfo` and the legacy `/v2/me` profile.
+//! whose lifetime does not reset, `/v2/userinfo` and the legacy `/v2/me` profile, and
+//! `POST /rest/posts` (versioned API: `LinkedIn-Version` required; the author must be the token's
+//! member; commentary up to 3000 characters) → 201 with the share URN in `x-restli-id`.
 
 use std::sync::Arc;
 
@@ -11,7 +13,12 @@ use serde_json::json;
 use crate::Inner;
 use crate::http::{Params, bearer, empty, json, ok};
 use crate::oauth::{self, AuthFailure, AuthorizeSpec, GrantFailure, Pkce, RefreshPolicy};
+use crate::publish::{self, PublishFault, PublishedPost, chars, with_header};
 use crate::state::TokenProblem;
+
+/// Share ids (`urn:li:share:{n}`).
+const SHARE_BASE: u64 = 7_260_000_000_000_000_000;
+const MAX_COMMENTARY: usize = 3000;
 
 /// LinkedIn's refresh token lifetime (365 days, not reset by refreshing).
 const REFRESH_TTL_S: i64 = 31_536_000;
@@ -23,6 +30,7 @@ pub(crate) fn routes() -> Route {
         .at("/oauth/v2/revoke", post(revoke))
         .at("/v2/userinfo", get(userinfo))
         .at("/v2/me", get(legacy_me))
+        .at("/rest/posts", post(create_post))
 }
 
 pub(crate) fn settings(shared: &Inner) -> Vec<(String, String)> {
@@ -237,4 +245,171 @@ async fn legacy_me(req: &Request, Data(shared): Data<&Arc<Inner>>) -> Response {
             },
         },
     }))
+}
+
+/// The versioned API's plain error `{"message","status"}`.
+fn rest_error(status: StatusCode, message: &str) -> Response {
+    json(status, json!({ "message": message, "status": status.as_u16() }))
+}
+
+fn fault_response(fault: &PublishFault) -> Response {
+    match fault {
+        // `SlowMs` never gets here: `publish::gate` sleeps and lets the call go on.
+        PublishFault::ServerError | PublishFault::SlowMs(_) => {
+            rest_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        }
+        PublishFault::RateLimited { retry_after_s } => with_header(
+            rest_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Resource level throttle limit for calls to this resource is reached.",
+            ),
+            "retry-after",
+            &retry_after_s.to_string(),
+        ),
+        PublishFault::Rejected { message } => rest_error(StatusCode::UNPROCESSABLE_ENTITY, message),
+        PublishFault::Unauthorized => auth_error(AuthFailure::Injected),
+    }
+}
+
+/// `YYYYMM` or `YYYYMM.NN` with a plausible year and month.
+fn version_ok(v: &str) -> bool {
+    let (ym, patch) = v.split_once('.').unwrap_or((v, "01"));
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(ym, 6) || !digits(patch, 2) {
+        return false;
+    }
+    let year: u32 = ym.get(..4).and_then(|y| y.parse().ok()).unwrap_or(0);
+    let month: u32 = ym.get(4..).and_then(|m| m.parse().ok()).unwrap_or(0);
+    (2022..=2030).contains(&year) && (1..=12).contains(&month)
+}
+
+fn unprocessable(field: &str, problem: &str) -> Response {
+    rest_error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &format!("ERROR :: /{field} :: {problem}"),
+    )
+}
+
+/// `POST /rest/posts`: a text post by the token's member → 201, empty body, `x-restli-id`.
+#[handler]
+async fn create_post(req: &Request, body: String, Data(shared): Data<&Arc<Inner>>) -> Response {
+    let fault = publish::begin(shared).await;
+    create_post_inner(shared, req, &body, fault).await.unwrap_or_else(|e| e)
+}
+
+async fn create_post_inner(
+    shared: &Inner,
+    req: &Request,
+    body: &str,
+    fault: Option<PublishFault>,
+) -> Result<Response, Response> {
+    oauth::check_publish_token(shared, bearer(req).as_deref()).map_err(auth_error)?;
+    publish::gate(fault, fault_response).await?;
+    let version = req.headers().get("linkedin-version").and_then(|v| v.to_str().ok());
+    match version {
+        None => {
+            return Err(json(
+                StatusCode::UPGRADE_REQUIRED,
+                json!({
+                    "message": "A version must be present. Please specify a version by adding the LinkedIn-Version header.",
+                    "status": 426,
+                    "code": "VERSION_MISSING",
+                }),
+            ));
+        }
+        Some(v) if !version_ok(v.trim()) => {
+            return Err(json(
+                StatusCode::UPGRADE_REQUIRED,
+                json!({ "message": format!("Requested version {v} is not active"), "status": 426, "code": "NONEXISTENT_VERSION" }),
+            ));
+        }
+        Some(_) => {}
+    }
+    let Ok(post) = serde_json::from_str::<serde_json::Value>(body) else {
+        return Err(rest_error(
+            StatusCode::BAD_REQUEST,
+            "Unable to parse the request body as JSON",
+        ));
+    };
+    let Some(author) = post["author"].as_str() else {
+        return Err(unprocessable(
+            "author",
+            "field is required but not found and has no default value",
+        ));
+    };
+    let member = shared.control().identity.id.clone();
+    if author != format!("urn:li:person:{member}") {
+        return Err(api_error(
+            StatusCode::FORBIDDEN,
+            100,
+            "ACCESS_DENIED",
+            &format!("Not enough permissions to create a post as author {author}"),
+        ));
+    }
+    let commentary = match post["commentary"].as_str() {
+        Some(c) if !c.trim().is_empty() => c,
+        _ => {
+            return Err(unprocessable(
+                "commentary",
+                "field is required for a post without content",
+            ));
+        }
+    };
+    let len = chars(commentary);
+    if len > MAX_COMMENTARY {
+        return Err(unprocessable(
+            "commentary",
+            &format!("length {len} exceeds the maximum allowed length of {MAX_COMMENTARY}"),
+        ));
+    }
+    let visibility = post["visibility"].as_str().unwrap_or("");
+    if !["PUBLIC", "CONNECTIONS", "LOGGED_IN"].contains(&visibility) {
+        return Err(unprocessable("visibility", &format!("invalid value {visibility:?}")));
+    }
+    let lifecycle = post["lifecycleState"].as_str().unwrap_or("");
+    if lifecycle != "PUBLISHED" {
+        return Err(unprocessable(
+            "lifecycleState",
+            &format!("must be PUBLISHED, got {lifecycle:?}"),
+        ));
+    }
+    let feed = post["distribution"]["feedDistribution"].as_str().unwrap_or("");
+    if !["MAIN_FEED", "NONE"].contains(&feed) {
+        return Err(unprocessable(
+            "distribution/feedDistribution",
+            &format!("invalid value {feed:?}"),
+        ));
+    }
+    let mut posts = shared.posts();
+    let urn = format!("urn:li:share:{}", posts.next_id(SHARE_BASE));
+    posts.record(PublishedPost {
+        platform: "linkedin".into(),
+        account: member,
+        id: urn.clone(),
+        text: commentary.to_owned(),
+        title: None,
+        media: Vec::new(),
+        options: json!({ "visibility": visibility, "lifecycleState": lifecycle }),
+        at_unix_ms: publish::now_ms(),
+    });
+    drop(posts);
+    Ok(Response::builder()
+        .status(StatusCode::CREATED)
+        .header("x-restli-id", urn.as_str())
+        .header("x-linkedin-id", urn.as_str())
+        .finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_ok;
+
+    #[test]
+    fn versions() {
+        assert!(version_ok("202411"));
+        assert!(version_ok("202411.01"));
+        assert!(!version_ok("2024-11"));
+        assert!(!version_ok("202413"));
+        assert!(!version_ok("20241"));
+    }
 }

@@ -290,6 +290,18 @@ pub(crate) fn check_token(shared: &Inner, token: Option<&str>, profile: bool) ->
     Ok(at.clone())
 }
 
+/// Checks the token of a publish endpoint (publish, status poll, reconcile listing): unknown,
+/// revoked and expired tokens are refused whatever the knobs say; `profile_401` does not apply.
+pub(crate) fn check_publish_token(shared: &Inner, token: Option<&str>) -> Result<AccessToken, AuthFailure> {
+    let token = token.filter(|t| !t.is_empty()).ok_or(AuthFailure::Missing)?;
+    let st = shared.state();
+    let at = st.access(token).map_err(AuthFailure::Token)?;
+    if at.expired() {
+        return Err(AuthFailure::Token(TokenProblem::Expired));
+    }
+    Ok(at.clone())
+}
+
 /// Counts a call to a token endpoint.
 pub(crate) fn count_token_request(shared: &Inner) {
     shared.state().token_requests += 1;

@@ -1,16 +1,23 @@
-//! X (API v2): OAuth 2.0 with mandatory PKCE and HTTP Basic client auth, rotating refresh tokens.
+//! X (API v2): OAuth 2.0 with mandatory PKCE and HTTP Basic client auth, rotating refresh tokens;
+//! `POST /2/tweets` (280 characters, duplicate text → 403) and the reconcile listing
+//! `GET /2/users/{id}/tweets` (`start_time`, `end_time`, `max_results`, `tweet.fields`).
 
 use std::sync::Arc;
 
 use poem::http::StatusCode;
-use poem::web::Data;
+use poem::web::{Data, Path};
 use poem::{Request, Response, Route, get, handler, post};
 use serde_json::{Value, json};
 
 use crate::Inner;
 use crate::http::{Params, basic_auth, bearer, json, ok};
 use crate::oauth::{self, AuthorizeSpec, GrantFailure, Pkce, RefreshPolicy};
-use crate::state::CodeProblem;
+use crate::publish::{self, PublishFault, PublishedPost, chars, with_header};
+use crate::state::{CodeProblem, now_s};
+
+/// Tweet ids (19 digits, like snowflakes).
+const TWEET_BASE: u64 = 1_860_000_000_000_000_000;
+const MAX_TWEET: usize = 280;
 
 pub(crate) fn routes() -> Route {
     Route::new()
@@ -18,6 +25,8 @@ pub(crate) fn routes() -> Route {
         .at("/2/oauth2/token", post(token_endpoint))
         .at("/2/oauth2/revoke", post(revoke))
         .at("/2/users/me", get(me))
+        .at("/2/tweets", post(create_tweet))
+        .at("/2/users/:id/tweets", get(user_tweets))
 }
 
 pub(crate) fn settings(shared: &Inner) -> Vec<(String, String)> {
@@ -150,4 +159,166 @@ async fn me(req: &Request, Data(shared): Data<&Arc<Inner>>) -> Response {
         });
     }
     ok(json!({ "data": data }))
+}
+
+/// A problem-detail error (`type`, `title`, `detail`, `status`).
+fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
+    json(
+        status,
+        json!({ "title": title, "type": "about:blank", "status": status.as_u16(), "detail": detail }),
+    )
+}
+
+/// 400 "Invalid Request" problem detail, the message also in `errors[0].message`.
+fn invalid_request(message: &str) -> Response {
+    json(
+        StatusCode::BAD_REQUEST,
+        json!({
+            "errors": [{ "message": message }],
+            "title": "Invalid Request",
+            "detail": message,
+            "type": "https://api.twitter.com/2/problems/invalid-request",
+            "status": 400,
+        }),
+    )
+}
+
+fn fault_response(fault: &PublishFault) -> Response {
+    match fault {
+        // `SlowMs` never gets here: `publish::gate` sleeps and lets the call go on.
+        PublishFault::ServerError | PublishFault::SlowMs(_) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            "Service Unavailable",
+        ),
+        PublishFault::RateLimited { retry_after_s } => {
+            let reset = now_s().saturating_add(i64::try_from(*retry_after_s).unwrap_or(i64::MAX));
+            let resp = problem(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "Too Many Requests");
+            let resp = with_header(resp, "retry-after", &retry_after_s.to_string());
+            let resp = with_header(resp, "x-rate-limit-limit", "200");
+            let resp = with_header(resp, "x-rate-limit-remaining", "0");
+            with_header(resp, "x-rate-limit-reset", &reset.to_string())
+        }
+        PublishFault::Rejected { message } => invalid_request(message),
+        PublishFault::Unauthorized => unauthorized(),
+    }
+}
+
+/// `POST /2/tweets` `{"text"}` → 201 `{"data":{"id","text","edit_history_tweet_ids"}}`.
+#[handler]
+async fn create_tweet(req: &Request, body: String, Data(shared): Data<&Arc<Inner>>) -> Response {
+    let fault = publish::begin(shared).await;
+    create_tweet_inner(shared, req, &body, fault)
+        .await
+        .unwrap_or_else(|e| e)
+}
+
+async fn create_tweet_inner(
+    shared: &Inner,
+    req: &Request,
+    body: &str,
+    fault: Option<PublishFault>,
+) -> Result<Response, Response> {
+    oauth::check_publish_token(shared, bearer(req).as_deref()).map_err(|_| unauthorized())?;
+    publish::gate(fault, fault_response).await?;
+    let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(body) else {
+        return Err(invalid_request("The request body must be a JSON object."));
+    };
+    let Some(Value::String(text)) = fields.remove("text") else {
+        return Err(invalid_request(
+            "The `text` field is required when no media is attached.",
+        ));
+    };
+    if text.trim().is_empty() {
+        return Err(invalid_request("The `text` field must not be empty."));
+    }
+    let len = chars(&text);
+    if len > MAX_TWEET {
+        return Err(invalid_request(&format!(
+            "The `text` is {len} characters long; the limit is {MAX_TWEET}."
+        )));
+    }
+    let user = shared.control().identity.id.clone();
+    let mut posts = shared.posts();
+    if !posts.tweets.insert((user.clone(), text.clone())) {
+        return Err(json(
+            StatusCode::FORBIDDEN,
+            json!({
+                "detail": "You are not allowed to create a Tweet with duplicate content.",
+                "type": "about:blank",
+                "title": "Forbidden",
+                "status": 403,
+            }),
+        ));
+    }
+    let id = posts.next_id(TWEET_BASE).to_string();
+    posts.record(PublishedPost {
+        platform: "x".into(),
+        account: user,
+        id: id.clone(),
+        text: text.clone(),
+        title: None,
+        media: Vec::new(),
+        options: Value::Object(fields),
+        at_unix_ms: publish::now_ms(),
+    });
+    drop(posts);
+    Ok(json(
+        StatusCode::CREATED,
+        json!({ "data": { "id": id, "text": text, "edit_history_tweet_ids": [id] } }),
+    ))
+}
+
+/// `GET /2/users/{id}/tweets?max_results=&start_time=&end_time=&tweet.fields=`: the user's tweets,
+/// newest first; `{"meta":{"result_count":0}}` when none.
+#[handler]
+async fn user_tweets(req: &Request, Path(id): Path<String>, Data(shared): Data<&Arc<Inner>>) -> Response {
+    if oauth::check_publish_token(shared, bearer(req).as_deref()).is_err() {
+        return unauthorized();
+    }
+    let p = Params::query(req);
+    let max = match p.get("max_results").map(str::parse::<usize>) {
+        None => 10,
+        Some(Ok(n)) if (5..=100).contains(&n) => n,
+        Some(_) => {
+            return invalid_request(&format!(
+                "The `max_results` query parameter value [{}] is not between 5 and 100",
+                p.str("max_results")
+            ));
+        }
+    };
+    let mut bounds = [None, None];
+    for (slot, key) in bounds.iter_mut().zip(["start_time", "end_time"]) {
+        if let Some(raw) = p.get(key) {
+            match publish::parse_rfc3339(raw) {
+                Some(ms) => *slot = Some(ms),
+                None => {
+                    return invalid_request(&format!(
+                        "Invalid '{key}':'{raw}'. '{key}' must be a valid RFC 3339 timestamp."
+                    ));
+                }
+            }
+        }
+    }
+    let [start, end] = bounds;
+    let fields: Vec<&str> = p.str("tweet.fields").split(',').collect();
+    let with_created = fields.contains(&"created_at");
+    let data: Vec<Value> = shared
+        .posts()
+        .of_account("x", &id)
+        .filter(|t| start.is_none_or(|s| t.at_unix_ms >= s) && end.is_none_or(|e| t.at_unix_ms <= e))
+        .take(max)
+        .map(|t| {
+            let mut item = json!({ "id": t.id, "text": t.text, "edit_history_tweet_ids": [t.id] });
+            if with_created {
+                item["created_at"] = publish::x_time(t.at_unix_ms).into();
+            }
+            item
+        })
+        .collect();
+    let (Some(newest), Some(oldest)) = (data.first(), data.last()) else {
+        return ok(json!({ "meta": { "result_count": 0 } }));
+    };
+    let meta = json!({ "result_count": data.len(), "newest_id": newest["id"], "oldest_id": oldest["id"] });
+    ok(json!({ "data": data, "meta": meta }))
 }

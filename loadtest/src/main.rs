@@ -78,8 +78,8 @@ struct Cli {
     /// append: events per call in the batched sub-run.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
-    /// append: how event ids are made (v4: random, as the domain does; v7: time-ordered).
-    #[arg(long, value_enum, default_value_t = scenarios::append::IdKind::V4)]
+    /// append: how event ids are made (v7: time-ordered, as the domain does; v4: random).
+    #[arg(long, value_enum, default_value_t = scenarios::append::IdKind::V7)]
     event_ids: scenarios::append::IdKind,
     /// replay: events to append, then replay.
     #[arg(long, default_value_t = 1_000_000)]

@@ -202,7 +202,8 @@ impl AccountsApi {
     }
 
     /// Disconnects the account: revokes its token at the platform where the platform has an
-    /// endpoint for it (Google, Reddit), and cancels its pending posts. The account disappears
+    /// endpoint for it (Google, Reddit), and cancels its scheduled posts (`GET /api/posts?
+    /// account_id={id}&status=scheduled` says how many beforehand). The account disappears
     /// from lists.
     #[oai(
         path = "/api/accounts/:id",
@@ -226,7 +227,33 @@ impl AccountsApi {
                 }
                 other => other.into(),
             })?;
-        app.settle(done.position).await;
+        let mut last = done.position;
+        // Its pending posts are cancelled now, so the answer already shows them cancelled.
+        let account_id = row.id.clone();
+        let pending = app
+            .models
+            .read(move |c| crate::projections::posts::scheduled_for_account(c, &account_id))
+            .await
+            .map_err(|e| ApiError::from(AppError::from(e)))?;
+        for post_id in pending {
+            let cmd = crate::domain::post::PostCommand::Cancel {
+                reason: "the account was disconnected".into(),
+            };
+            match app
+                .execute::<crate::domain::post::Post>(
+                    &format!("post-{post_id}"),
+                    &cmd,
+                    App::metadata_for(&auth.0, None),
+                )
+                .await
+            {
+                Ok(d) => last = d.position.or(last),
+                // Started publishing meanwhile: it finishes; nothing else to cancel.
+                Err(AppError::Rejected(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        app.settle(last).await;
         Ok(Deleted::NoContent)
     }
 }

@@ -10,11 +10,21 @@ use crate::app::AppError;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, Object)]
+pub struct FieldProblem {
+    /// The request field, e.g. `text`, `media_urls[0]`, `options.subreddit`, `account_ids[1]`.
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Object)]
 pub struct ErrorDetail {
     /// Stable, snake_case, safe to branch on.
     pub code: String,
     /// For people; may change.
     pub message: String,
+    /// Field-level problems of a 422 `validation_failed`.
+    #[oai(skip_serializing_if_is_none)]
+    pub fields: Option<Vec<FieldProblem>>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -28,6 +38,18 @@ impl ErrorBody {
             error: ErrorDetail {
                 code: code.to_string(),
                 message: message.into(),
+                fields: None,
+            },
+        })
+    }
+
+    /// A 422 body listing every field problem.
+    pub fn fields(message: impl Into<String>, fields: Vec<FieldProblem>) -> Json<ErrorBody> {
+        Json(ErrorBody {
+            error: ErrorDetail {
+                code: "validation_failed".into(),
+                message: message.into(),
+                fields: Some(fields),
             },
         })
     }
@@ -74,6 +96,9 @@ impl ApiError {
     }
     pub fn unauthorized(message: impl Into<String>) -> Self {
         ApiError::Unauthorized(ErrorBody::new("unauthorized", message), "Bearer".into())
+    }
+    pub fn conflict(code: &str, message: impl Into<String>) -> Self {
+        ApiError::Conflict(ErrorBody::new(code, message))
     }
     pub fn internal() -> Self {
         ApiError::Internal(ErrorBody::new("internal", "internal error; see the server log"))

@@ -16,6 +16,7 @@ pub mod error;
 pub mod me;
 pub mod middleware;
 pub mod oauth;
+pub mod posts;
 pub mod security;
 pub mod system;
 
@@ -25,6 +26,7 @@ type Apis = (
     activity::ActivityApi,
     oauth::OauthApi,
     accounts::AccountsApi,
+    posts::PostsApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -35,6 +37,7 @@ fn service() -> OpenApiService<Apis, ()> {
             activity::ActivityApi,
             oauth::OauthApi,
             accounts::AccountsApi,
+            posts::PostsApi,
         ),
         "nikara",
         env!("CARGO_PKG_VERSION"),

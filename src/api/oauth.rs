@@ -233,7 +233,7 @@ fn user_metadata(user: &UserId) -> Metadata {
 /// the stream and is refused. Works across hub instances because the store arbitrates.
 async fn consume_state(app: &App, nonce: &str, user: &UserId, platform: Platform) -> Result<(), ApiError> {
     let event = NewEvent {
-        id: uuid::Uuid::new_v4(),
+        id: uuid::Uuid::now_v7(),
         event_type: "OAuthStateUsed".into(),
         data: serde_json::to_vec(&serde_json::json!({"platform": platform})).unwrap_or_default(),
         metadata: user_metadata(user),

@@ -7,6 +7,8 @@ pub mod account;
 pub mod events;
 pub mod ids;
 pub mod platform;
+pub mod post;
+pub mod post_rules;
 pub mod user;
 
 pub use events::{DomainEvent, EventError};

@@ -432,6 +432,22 @@ pub async fn mark_revoked(app: &App, account_id: &str, message: &str) -> Result<
     record(app, &stream, &state, cmd).await
 }
 
+/// The platform refused the access token even after a refresh (publishing's auth path).
+pub async fn mark_needs_reauth(app: &App, account_id: &str, message: &str) -> Result<(), RefreshError> {
+    let stream = format!("account-{account_id}");
+    let (state, _) = app.load::<Account>(&stream).await?;
+    if !state.connected {
+        return Err(RefreshError::NotFound);
+    }
+    let cmd = AccountCommand::FailRefresh {
+        attempt: None,
+        failure: RefreshFailure::NeedsReauth {
+            message: message.to_string(),
+        },
+    };
+    record(app, &stream, &state, cmd).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

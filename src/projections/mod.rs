@@ -20,6 +20,7 @@ use crate::store::{EventStore, Position, RecordedEvent, StoreError};
 
 pub mod accounts;
 pub mod activity;
+pub mod posts;
 
 /// Events applied per read-model transaction at most.
 const BATCH: usize = 2048;
@@ -240,7 +241,11 @@ fn reset_on(tx: &Transaction<'_>, p: &dyn Projection) -> Result<(), ProjectionEr
 /// Every projection of the hub, in one place so the runner, the rebuild command and the tests
 /// agree on the set.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(activity::Activity), Arc::new(accounts::Accounts)]
+    vec![
+        Arc::new(activity::Activity),
+        Arc::new(accounts::Accounts),
+        Arc::new(posts::Posts),
+    ]
 }
 
 /// Live state of one projection, for `/readyz` and `/metrics`.

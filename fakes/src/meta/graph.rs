@@ -51,7 +51,7 @@ fn resolve(ctl: &Control, id: &str, token: &AccessToken) -> Option<Node> {
     })
 }
 
-fn unknown_node(id: &str) -> Response {
+pub(crate) fn unknown_node(id: &str) -> Response {
     graph_error(
         StatusCode::BAD_REQUEST,
         &format!(
@@ -110,7 +110,7 @@ fn ig_json(ig: &InstagramAccount) -> Map<String, Value> {
     }))
 }
 
-fn obj(v: Value) -> Map<String, Value> {
+pub(crate) fn obj(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
         _ => Map::new(),
@@ -163,7 +163,7 @@ fn field(part: &str) -> Field<'_> {
 const NODE_REFS: &[&str] = &["instagram_business_account"];
 
 /// Picks the requested fields (`id` always) from a full object, like the Graph API does.
-fn select(full: &Map<String, Value>, fields: &str) -> Map<String, Value> {
+pub(crate) fn select(full: &Map<String, Value>, fields: &str) -> Map<String, Value> {
     let mut out = Map::new();
     if let Some(id) = full.get("id") {
         out.insert("id".into(), id.clone());
@@ -183,7 +183,8 @@ fn select(full: &Map<String, Value>, fields: &str) -> Map<String, Value> {
     out
 }
 
-/// `GET /{id}?fields=…` for `me`, the user, a page or an Instagram business account.
+/// `GET /{id}?fields=…` for `me`, the user, a page or an Instagram business account; published posts,
+/// media and Instagram containers are answered by [`super::publish::node`].
 #[handler]
 pub(crate) async fn node(
     req: &Request,
@@ -191,6 +192,9 @@ pub(crate) async fn node(
     body: String,
     Data(shared): Data<&Arc<Inner>>,
 ) -> Response {
+    if let Some(resp) = super::publish::node(shared, req, &body, &id) {
+        return resp;
+    }
     let (p, at) = match authed(shared, req, &body) {
         Ok(v) => v,
         Err(resp) => return resp,

@@ -1,14 +1,16 @@
 //! Meta (Facebook Login, serving Facebook Pages and Instagram business accounts): the dialog, the
 //! `GET /oauth/access_token` code exchange and `fb_exchange_token` (Meta's "refresh"), and the Graph
-//! API reads in [`graph`]. Graph errors are HTTP 400 with `error.code` 190 for token problems.
+//! API reads in [`graph`], and publishing on pages and Instagram accounts in [`publish`]. Graph errors
+//! are HTTP 400 with `error.code` 190 for token problems.
 
 mod graph;
+mod publish;
 
 use std::sync::Arc;
 
 use poem::http::StatusCode;
 use poem::web::Data;
-use poem::{Request, Response, Route, get, handler};
+use poem::{Request, Response, Route, get, handler, post};
 use serde_json::{Value, json};
 
 use crate::Inner;
@@ -32,6 +34,16 @@ pub(crate) fn routes() -> Route {
         .at(format!("/{v}/debug_token"), get(graph::debug_token))
         .at(format!("/{v}/:id"), get(graph::node))
         .at(format!("/{v}/:id/accounts"), get(graph::accounts))
+        .at(
+            format!("/{v}/:id/feed"),
+            get(publish::feed_list).post(publish::feed_post),
+        )
+        .at(format!("/{v}/:id/photos"), post(publish::photos_post))
+        .at(
+            format!("/{v}/:id/media"),
+            get(publish::ig_media_list).post(publish::ig_media_create),
+        )
+        .at(format!("/{v}/:id/media_publish"), post(publish::ig_media_publish))
 }
 
 /// Facebook and Instagram (Facebook Login) share the app, so both point at this fake.

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::*;
 
-fn x_authorize(fake: &FakePlatform, verifier: &str) -> String {
+pub fn x_authorize(fake: &FakePlatform, verifier: &str) -> String {
     url_with(
         &fake.base_url(),
         "/i/oauth2/authorize",

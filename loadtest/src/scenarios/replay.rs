@@ -71,7 +71,11 @@ fn event(i: u64) -> NewEvent {
         ),
         0 => (
             "UserProfileUpdated",
-            format!(r#"{{"email":"u{user}@example.com","notifications":{}}}"#, i % 2 == 0).into_bytes(),
+            format!(
+                r#"{{"email":"u{user}@example.com","notifications":{}}}"#,
+                i.is_multiple_of(2)
+            )
+            .into_bytes(),
         ),
         1 => ("BenchPostScheduled", small_payload(i)),
         _ => ("BenchEngagementRecorded", small_payload(i)),
