@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use nikara::projections::{Projection, ReadModels, accounts, activity};
+use nikara::projections::{Projection, ReadModels, accounts, activity, posts};
 use nikara::store::{Metadata, Position, RecordedEvent};
 use serde::Deserialize;
 
@@ -115,4 +115,35 @@ async fn accounts_fixture() {
     let kids = models.read(accounts::live_tokens_per_kid).await.unwrap();
     out.insert("live_tokens_per_kid".to_string(), serde_json::to_value(kids).unwrap());
     compare("accounts", serde_json::to_value(out).unwrap());
+}
+
+#[tokio::test]
+async fn posts_fixture() {
+    let events = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("projections/posts/events.jsonl"));
+    let models = replay(&posts::Posts, &events);
+    // The due query joins the accounts read model: give it its table.
+    models.prepare(&accounts::Accounts).unwrap();
+    let mut out = BTreeMap::new();
+    for user in ["alice", "bob"] {
+        let rows = models
+            .read(move |c| posts::list(c, user, &posts::Filter::default(), 100))
+            .await
+            .unwrap();
+        out.insert(user.to_string(), serde_json::to_value(rows).unwrap());
+    }
+    let first = "post_00000000000000000000000000000001";
+    out.insert(
+        "attempts_of_first".into(),
+        serde_json::to_value(models.read(move |c| posts::attempts(c, first)).await.unwrap()).unwrap(),
+    );
+    for at in ["2026-11-03T08:59:59Z", "2026-11-03T09:00:00Z"] {
+        let now = chrono::DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&Utc);
+        let due = models
+            .read(move |c| posts::due(c, now, chrono::Duration::hours(24), 100))
+            .await
+            .unwrap();
+        let ids: Vec<String> = due.into_iter().map(|d| d.id).collect();
+        out.insert(format!("due_at_{at}"), serde_json::to_value(ids).unwrap());
+    }
+    compare("posts", serde_json::to_value(out).unwrap());
 }

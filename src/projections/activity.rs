@@ -28,6 +28,13 @@ pub const EVENT_TYPES: &[&str] = &[
     "NotificationSent",
     "NotificationSkipped",
     "NotificationFailed",
+    "PostScheduled",
+    "PublishAttemptStarted",
+    "PostPublished",
+    "PublishFailed",
+    "PostOutcomeUnknown",
+    "PostRetryRequested",
+    "PostCancelled",
 ];
 
 impl Projection for Activity {
@@ -36,7 +43,7 @@ impl Projection for Activity {
     }
 
     fn version(&self) -> u32 {
-        3
+        4
     }
 
     fn event_types(&self) -> &'static [&'static str] {
@@ -148,8 +155,47 @@ pub fn summarize(event_type: &str, data: &Value) -> String {
         "NotificationSent" => format!("Mail sent to {}", text(data, "to").unwrap_or("you")),
         "NotificationSkipped" => format!("No mail sent: {}", text(data, "reason").unwrap_or("no reason")),
         "NotificationFailed" => format!("Mail failed: {}", text(data, "reason").unwrap_or("no reason")),
+        "PostScheduled" => format!(
+            "Scheduled a {} post for {}: “{}”",
+            platform_name(data.get("platform")),
+            text(data, "scheduled_at").unwrap_or("now"),
+            excerpt(text(data, "text").unwrap_or(""))
+        ),
+        "PublishAttemptStarted" => format!(
+            "Publishing (attempt {})",
+            data.get("attempt").and_then(Value::as_u64).unwrap_or(1)
+        ),
+        "PostPublished" => {
+            let how = if data.get("reconciled").and_then(Value::as_bool).unwrap_or(false) {
+                " (found on the platform after an interrupted attempt)"
+            } else {
+                ""
+            };
+            match text(data, "url") {
+                Some(u) => format!("Published: {u}{how}"),
+                None => format!("Published as {}{how}", text(data, "platform_post_id").unwrap_or("?")),
+            }
+        }
+        "PublishFailed" => {
+            let msg = text(data, "message").unwrap_or("unknown error");
+            match text(data, "retry_at") {
+                Some(at) => format!("Publish failed, retrying at {at}: {msg}"),
+                None => format!("Publish failed: {msg}"),
+            }
+        }
+        "PostOutcomeUnknown" => format!("Outcome unknown: {}", text(data, "message").unwrap_or("")),
+        "PostRetryRequested" => "Retry requested".to_string(),
+        "PostCancelled" => format!("Post cancelled ({})", text(data, "reason").unwrap_or("no reason")),
         other => other.to_string(),
     }
+}
+
+fn excerpt(s: &str) -> String {
+    let mut out: String = s.chars().take(60).collect();
+    if s.chars().count() > 60 {
+        out.push('…');
+    }
+    out
 }
 
 fn platform_name(v: Option<&Value>) -> &'static str {

@@ -10,7 +10,7 @@ use crate::platforms::http::{self, TokenIn};
 use crate::platforms::{ApiCtx, PlatformError, str_at};
 
 /// The Page's latest posts, newest first: enough to find one published moments before a crash.
-const FEED_FIELDS: &str = "fields=id,message,created_time&limit=25";
+const FEED_FIELDS: &str = "fields=id,message,created_time&limit=100";
 
 /// `POST /{page_id}/feed` (text) or `POST /{page_id}/photos` (first media URL, text as caption).
 #[tracing::instrument(skip_all, fields(platform = %ctx.platform))]
@@ -91,7 +91,7 @@ pub fn find_in_feed(json: &Value, text: &str, since: DateTime<Utc>) -> Result<Op
         .get("data")
         .and_then(Value::as_array)
         .ok_or("the feed answered without a `data` array")?;
-    Ok(data
+    let found = data
         .iter()
         .filter_map(|post| {
             let id = str_at(post, "/id")?;
@@ -100,7 +100,15 @@ pub fn find_in_feed(json: &Value, text: &str, since: DateTime<Utc>) -> Result<Op
             (same_text(message, text) && in_window(at, since)).then_some((at, id))
         })
         .max_by_key(|(at, _)| *at)
-        .map(|(_, id)| id))
+        .map(|(_, id)| id);
+    if found.is_none() {
+        let oldest = data
+            .iter()
+            .filter_map(|p| str_at(p, "/created_time").and_then(|t| parse_meta_time(&t)))
+            .min();
+        super::ensure_covers(data.len(), oldest, since)?;
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::platforms::http::{self, TokenIn};
 use crate::platforms::{ApiCtx, PlatformError, str_at};
 
 /// The account's latest media, newest first.
-const MEDIA_FIELDS: &str = "fields=id,caption,timestamp&limit=25";
+const MEDIA_FIELDS: &str = "fields=id,caption,timestamp&limit=100";
 
 /// `POST /{ig_id}/media` → (video: poll `GET /{container}?fields=status_code`) →
 /// `POST /{ig_id}/media_publish` → `GET /{media_id}?fields=permalink`.
@@ -143,7 +143,7 @@ pub fn find_in_media(json: &Value, text: &str, since: DateTime<Utc>) -> Result<O
         .get("data")
         .and_then(Value::as_array)
         .ok_or("the media list answered without a `data` array")?;
-    Ok(data
+    let found = data
         .iter()
         .filter_map(|media| {
             let id = str_at(media, "/id")?;
@@ -152,7 +152,15 @@ pub fn find_in_media(json: &Value, text: &str, since: DateTime<Utc>) -> Result<O
             (same_text(caption, text) && in_window(at, since)).then_some((at, id))
         })
         .max_by_key(|(at, _)| *at)
-        .map(|(_, id)| id))
+        .map(|(_, id)| id);
+    if found.is_none() {
+        let oldest = data
+            .iter()
+            .filter_map(|m| str_at(m, "/timestamp").and_then(|t| parse_meta_time(&t)))
+            .min();
+        super::ensure_covers(data.len(), oldest, since)?;
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

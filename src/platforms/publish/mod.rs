@@ -172,6 +172,24 @@ pub fn outcome_unknown(platform: Platform, message: impl std::fmt::Display) -> P
 /// How far before `since` a post may be dated and still match: the platform's clock and ours differ.
 pub const RECONCILE_SKEW_S: i64 = 10;
 
+/// Items asked for per reconciliation listing (every platform's maximum page size).
+pub const RECONCILE_PAGE: usize = 100;
+
+/// A miss proves the post absent only when the listing reaches back past the attempt: either it
+/// holds fewer items than a full page, or its oldest item predates the window. Otherwise (a burst of
+/// posts filled the page) the answer is an error, so the engine marks the outcome unknown instead of
+/// publishing again.
+pub fn ensure_covers(count: usize, oldest: Option<DateTime<Utc>>, since: DateTime<Utc>) -> Result<(), String> {
+    if count < RECONCILE_PAGE || oldest.is_some_and(|t| !in_window(t, since)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the platform's listing of the latest {count} posts does not reach back to the attempt, so the post \
+             cannot be ruled out"
+        ))
+    }
+}
+
 /// Whether a post dated `at` may be the one published at or after `since`.
 pub fn in_window(at: DateTime<Utc>, since: DateTime<Utc>) -> bool {
     at >= since - chrono::TimeDelta::seconds(RECONCILE_SKEW_S)

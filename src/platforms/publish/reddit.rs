@@ -142,7 +142,7 @@ pub async fn reconcile(
         // Nothing without a title and subreddit was ever submitted.
         return Ok(None);
     };
-    let path = format!("/user/{username}/submitted?limit=25&sort=new");
+    let path = format!("/user/{username}/submitted?limit={}&sort=new", super::RECONCILE_PAGE);
     let json = http::send_json(ctx.platform, http::get(ctx, &path, token, TokenIn::Bearer)).await?;
     find_in_listing(&json, title, subreddit_name(subreddit), since).map_err(|m| PlatformError::invalid(ctx.platform, m))
 }
@@ -159,7 +159,7 @@ pub fn find_in_listing(
         .pointer("/data/children")
         .and_then(Value::as_array)
         .ok_or("the listing has no `data.children` array")?;
-    Ok(children
+    let found = children
         .iter()
         .filter_map(|child| {
             let post = child.get("data")?;
@@ -183,7 +183,16 @@ pub fn find_in_listing(
             })
         })
         .max_by_key(|(at, _)| *at)
-        .map(|(_, published)| published))
+        .map(|(_, published)| published);
+    if found.is_none() {
+        let oldest = children
+            .iter()
+            .filter_map(|c| c.pointer("/data/created_utc").and_then(Value::as_f64))
+            .filter_map(|t| Utc.timestamp_opt(t.floor() as i64, 0).single())
+            .min();
+        super::ensure_covers(children.len(), oldest, since)?;
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

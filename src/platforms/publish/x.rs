@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::{PublishRequest, Published, RECONCILE_SKEW_S, account_id, in_window};
+use super::{PublishRequest, Published, RECONCILE_PAGE, RECONCILE_SKEW_S, account_id, ensure_covers, in_window};
 use crate::platforms::http::{self, TokenIn};
 use crate::platforms::reddit::decode_entities;
 use crate::platforms::{ApiCtx, PlatformError, str_at};
@@ -58,11 +58,11 @@ pub async fn reconcile(
     }))
 }
 
-/// `/2/users/{id}/tweets?max_results=10&start_time=…&tweet.fields=created_at`, the start time
+/// `/2/users/{id}/tweets?max_results={RECONCILE_PAGE}&start_time=…&tweet.fields=created_at`, the start time
 /// `YYYY-MM-DDTHH:mm:ssZ` as X wants it, [`RECONCILE_SKEW_S`] before `since`.
 pub fn timeline_path(user_id: &str, since: DateTime<Utc>) -> String {
     let start = (since - chrono::TimeDelta::seconds(RECONCILE_SKEW_S)).format("%Y-%m-%dT%H:%M:%SZ");
-    format!("/2/users/{user_id}/tweets?max_results=10&start_time={start}&tweet.fields=created_at")
+    format!("/2/users/{user_id}/tweets?max_results={RECONCILE_PAGE}&start_time={start}&tweet.fields=created_at")
 }
 
 /// The newest post of `{"data":[{"id","text","created_at"}],"meta"}` whose text is ours. An empty
@@ -74,18 +74,25 @@ pub fn find_in_timeline(json: &Value, text: &str, since: DateTime<Utc>) -> Resul
         Some(_) => return Err("the timeline's `data` is not an array".to_string()),
     };
     let ours = comparable(text);
-    Ok(data
+    let time = |post: &Value| {
+        str_at(post, "/created_at")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.to_utc())
+    };
+    let found = data
         .iter()
         .filter_map(|post| {
             let id = str_at(post, "/id")?;
-            let at = str_at(post, "/created_at")
-                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())?
-                .to_utc();
+            let at = time(post)?;
             let theirs = comparable(post.get("text").and_then(Value::as_str)?);
             (theirs == ours && in_window(at, since)).then_some((at, id))
         })
         .max_by_key(|(at, _)| *at)
-        .map(|(_, id)| id))
+        .map(|(_, id)| id);
+    if found.is_none() {
+        ensure_covers(data.len(), data.iter().filter_map(time).min(), since)?;
+    }
+    Ok(found)
 }
 
 /// A post text as X gives it back, made comparable with ours: X returns `&`, `<`, `>` as HTML
@@ -125,7 +132,7 @@ mod tests {
         assert_eq!(post_url(None, "1"), "https://x.com/i/web/status/1");
         assert_eq!(
             timeline_path("2244994945", since()),
-            "/2/users/2244994945/tweets?max_results=10&start_time=2026-11-27T04:59:50Z&tweet.fields=created_at"
+            "/2/users/2244994945/tweets?max_results=100&start_time=2026-11-27T04:59:50Z&tweet.fields=created_at"
         );
     }
 
