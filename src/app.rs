@@ -41,6 +41,9 @@ pub struct Executed<A> {
     pub revision: Option<u64>,
 }
 
+/// An account's single-flight refresh lock; it holds when this hub last completed a refresh.
+pub type RefreshLock = Arc<tokio::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>>;
+
 /// Keys and outside-world clients an [`App`] is built with.
 #[derive(Debug)]
 pub struct Services {
@@ -66,7 +69,8 @@ pub struct App {
     /// One HTTP client for every platform call (connection reuse, bounded timeouts).
     pub http: reqwest::Client,
     /// One lock per account: concurrent needs for one account's refresh make one platform call.
-    refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Holds when this hub last completed a refresh of the account.
+    refresh_locks: Mutex<HashMap<String, RefreshLock>>,
     /// Wakes the scheduler early (a post was scheduled, a publish finished).
     pub engine_wakeup: tokio::sync::Notify,
     /// Notification mail transport (SMTP, or the outbox folder).
@@ -220,7 +224,7 @@ impl App {
     }
 
     /// The single-flight lock of an account's refresh.
-    pub fn refresh_lock(&self, account_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub fn refresh_lock(&self, account_id: &str) -> RefreshLock {
         let mut locks = self.refresh_locks.lock().unwrap_or_else(|p| p.into_inner());
         if locks.len() > 10_000 {
             // Drop locks nobody holds; keeps the map bounded over a long uptime.

@@ -380,6 +380,19 @@ impl Config {
         c
     }
 
+    /// `NIKARA_ENGAGEMENT_CAPTURE_TEXT`: keep comment and reply text (off by default).
+    pub fn capture_text(&self) -> bool {
+        self.extra("engagement_capture_text")
+            .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+    }
+
+    /// `NIKARA_ENGAGEMENT_SYNC_INTERVAL`: how often the engagement sync looks for due posts.
+    pub fn engagement_sync_interval(&self) -> Duration {
+        self.extra("engagement_sync_interval")
+            .and_then(parse_duration_str)
+            .unwrap_or(Duration::from_secs(60))
+    }
+
     /// A setting this module does not interpret (e.g. `facebook_client_id`), if set.
     pub fn extra(&self, key: &str) -> Option<&str> {
         self.extra.get(key).map(|s| s.expose_secret())

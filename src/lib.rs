@@ -12,12 +12,14 @@
 //! [`run`] starts everything on a listener and stops it when the token is cancelled; tests and
 //! the load test use [`start`] to get a hub on `127.0.0.1:0`.
 
+pub mod analytics;
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod engagement;
 pub mod engine;
 pub mod keys;
 pub mod lifecycle;
@@ -29,5 +31,6 @@ pub mod projections;
 pub mod secrets;
 pub mod startup;
 pub mod store;
+pub mod ui;
 
 pub use startup::{Hub, Running, run, start};

@@ -170,10 +170,28 @@ async fn dispatch(command: Command, mut config: Config) -> anyhow::Result<()> {
                 None => println!(
                     "ClickHouse is not configured (NIKARA_CLICKHOUSE_URL); the embedded read models need no migration."
                 ),
-                Some(ch) => anyhow::bail!(
-                    "ClickHouse at {} is configured, but this build has no ClickHouse migrations yet (they arrive with the engagement analytics)",
-                    ch.url
-                ),
+                Some(ch) => {
+                    let (client, report) = nikara::analytics::connect_and_migrate(ch)
+                        .await
+                        .with_context(|| format!("ClickHouse migrations on database `{}`", ch.database))?;
+                    println!(
+                        "ClickHouse {} at {}, database `{}`: applied {} migration(s), {} already applied",
+                        report.server_version,
+                        client.url(),
+                        report.database,
+                        report.applied.len(),
+                        report.already_applied
+                    );
+                    for (version, name) in &report.applied {
+                        println!("  applied {version:04}_{name}");
+                    }
+                    if !report.unknown.is_empty() {
+                        println!(
+                            "  warning: the database also records migrations {:?}, unknown to this nikara (a newer version applied them)",
+                            report.unknown
+                        );
+                    }
+                }
             }
             Ok(())
         }
@@ -317,7 +335,7 @@ async fn projections(command: ProjectionsCommand, config: Config) -> anyhow::Res
     let models = nikara::startup::open_read_models(&config)?;
     match command {
         ProjectionsCommand::List => {
-            for p in nikara::projections::all() {
+            for p in nikara::projections::all_with(config.capture_text()) {
                 let cp = models.checkpoint(p.name())?;
                 println!(
                     "{:<16} v{:<3} checkpoint {}",
@@ -328,7 +346,7 @@ async fn projections(command: ProjectionsCommand, config: Config) -> anyhow::Res
             }
         }
         ProjectionsCommand::Rebuild { name } => {
-            let selected = nikara::projections::select(name.as_deref())?;
+            let selected = nikara::projections::select_with(name.as_deref(), config.capture_text())?;
             let head = store.head().await?;
             let bar = indicatif::ProgressBar::new(head.0.max(1));
             bar.set_style(

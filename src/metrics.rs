@@ -33,6 +33,18 @@ pub struct ProjectionLabels {
     pub projection: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    pub platform: String,
+    /// `accepted` or `bad_signature`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlatformLabels {
+    pub platform: String,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -47,6 +59,11 @@ pub struct Metrics {
     pub projection_position: Family<ProjectionLabels, Gauge>,
     pub projection_events: Family<ProjectionLabels, Counter>,
     pub projection_errors: Family<ProjectionLabels, Counter>,
+    pub webhook_deliveries: Family<WebhookLabels, Counter>,
+    pub engagement_facts: Family<PlatformLabels, Counter>,
+    pub engagement_unknown: Family<PlatformLabels, Counter>,
+    pub clickhouse_lag_seconds: Gauge<f64, AtomicU64>,
+    pub clickhouse_position: Gauge,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -67,6 +84,36 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let projection_position = Family::<ProjectionLabels, Gauge>::default();
     let projection_events = Family::<ProjectionLabels, Counter>::default();
     let projection_errors = Family::<ProjectionLabels, Counter>::default();
+    let webhook_deliveries = Family::<WebhookLabels, Counter>::default();
+    let engagement_facts = Family::<PlatformLabels, Counter>::default();
+    let engagement_unknown = Family::<PlatformLabels, Counter>::default();
+    let clickhouse_lag_seconds = Gauge::<f64, AtomicU64>::default();
+    let clickhouse_position = Gauge::default();
+    registry.register(
+        "webhook_deliveries",
+        "Webhook deliveries by platform and outcome",
+        webhook_deliveries.clone(),
+    );
+    registry.register(
+        "engagement_facts",
+        "Engagement facts normalised from webhook deliveries",
+        engagement_facts.clone(),
+    );
+    registry.register(
+        "engagement_unknown_items",
+        "Webhook items nikara does not understand (kept raw in the log)",
+        engagement_unknown.clone(),
+    );
+    registry.register(
+        "clickhouse_lag_seconds",
+        "How long the ClickHouse sink has been behind the log (0 when caught up)",
+        clickhouse_lag_seconds.clone(),
+    );
+    registry.register(
+        "clickhouse_position",
+        "Last log position written to ClickHouse",
+        clickhouse_position.clone(),
+    );
     registry.register(
         "http_requests",
         "HTTP requests by route, method and status",
@@ -131,6 +178,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         projection_position,
         projection_events,
         projection_errors,
+        webhook_deliveries,
+        engagement_facts,
+        engagement_unknown,
+        clickhouse_lag_seconds,
+        clickhouse_position,
     }
 });
 

@@ -137,7 +137,11 @@ impl Hub {
         let store = open_store(&config).await?;
         let models = open_read_models(&config)?;
         check_key_ring(&store, &models, &ring).await?;
-        let runner = Runner::new(store.clone(), models.clone(), projections::all());
+        let runner = Runner::new(
+            store.clone(),
+            models.clone(),
+            projections::all_with(config.capture_text()),
+        );
         let background = CancellationToken::new();
         let mut tasks = runner.spawn(background.clone());
         let jwt = JwtKeys::new(jwt_secret, config.jwt_audience.clone());
@@ -161,6 +165,16 @@ impl Hub {
         )));
         tasks.push(tokio::spawn(crate::lifecycle::notifier::run(
             app.clone(),
+            background.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::engagement::revocations::run(
+            app.clone(),
+            background.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::engagement::sync::run(
+            app.clone(),
+            app.config.engagement_sync_interval(),
+            crate::engagement::sync::Schedule::default(),
             background.clone(),
         )));
         let scheduler = crate::engine::Scheduler::new(app.clone(), engine_config);

@@ -1,8 +1,8 @@
 //! Knobs a test turns to make a fake misbehave or serve different data.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::{Kind, PublishFault};
+use crate::{FakeMetrics, Kind, PublishFault};
 
 /// Failure injection and data knobs of one fake. `Default` is "everything works" with generic data;
 /// [`crate::FakePlatform::start`] uses [`Control::for_kind`], which sets the per-platform defaults.
@@ -51,6 +51,16 @@ pub struct Control {
     pub publish_faults: VecDeque<PublishFault>,
     /// Every publish-creating call sleeps this long before anything else (0: no sleep).
     pub publish_latency_ms: u64,
+    /// Exact metrics per platform post id, served instead of [`FakeMetrics::for_index`]. An id here
+    /// is known to the metrics endpoints even if it was never published through this fake.
+    pub metrics_overrides: HashMap<String /* platform post id */, FakeMetrics>,
+    /// Platform post ids the metrics endpoints treat as unknown (a deleted post), even when
+    /// published or overridden.
+    pub metrics_missing: HashSet<String>,
+    /// Faults for the next metrics calls, one popped per call (even one then refused for its token),
+    /// answered after the token check in the platform's shape, as for publish calls (see
+    /// [`Control::publish_faults`]); `SlowMs` sleeps, then answers normally.
+    pub metrics_faults: VecDeque<PublishFault>,
 }
 
 /// The user (or channel) behind every token of a fake.
@@ -113,6 +123,9 @@ impl Default for Control {
             meta_pages: Vec::new(),
             publish_faults: VecDeque::new(),
             publish_latency_ms: 0,
+            metrics_overrides: HashMap::new(),
+            metrics_missing: HashSet::new(),
+            metrics_faults: VecDeque::new(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! refresh responses without a refresh token, the YouTube Data API channel lookup, and resumable video
 //! uploads: `POST /upload/youtube/v3/videos?uploadType=resumable&part=…` (metadata,
 //! `X-Upload-Content-Length`) → `Location` of an upload session on this fake; `PUT` of exactly that
-//! many bytes → the video resource.
+//! many bytes → the video resource. Metrics: `GET /youtube/v3/videos?part=statistics&id=…` (up to 50).
 
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::Inner;
 use crate::http::{Params, basic_auth, bearer, json, ok};
+use crate::metrics;
 use crate::oauth::{self, AuthorizeSpec, GrantFailure, Pkce, RefreshPolicy};
 use crate::publish::{self, PublishFault, PublishedPost, Upload, chars, with_header};
 use crate::state::{CodeProblem, random_token};
@@ -28,6 +29,7 @@ pub(crate) fn routes() -> Route {
         .at("/revoke", post(revoke))
         .at("/youtube/v3/channels", get(channels))
         .at(UPLOAD_PATH, post(upload_start).put(upload_bytes))
+        .at("/youtube/v3/videos", get(videos))
 }
 
 pub(crate) fn settings(shared: &Inner) -> Vec<(String, String)> {
@@ -425,4 +427,80 @@ async fn upload_bytes(req: &Request, body: Vec<u8>, Data(shared): Data<&Arc<Inne
     });
     drop(posts);
     ok(video)
+}
+
+/// Most ids of one `videos.list`.
+const MAX_VIDEO_IDS: usize = 50;
+
+/// `GET /youtube/v3/videos?part=statistics[,snippet]&id=a,b`: the known videos, counts as strings
+/// (`viewCount`, `likeCount`, `favoriteCount`, `commentCount`); unknown ids are just absent. No
+/// `part`, no `id` or more than 50 ids → 400.
+#[handler]
+async fn videos(req: &Request, Data(shared): Data<&Arc<Inner>>) -> Response {
+    let fault = metrics::begin(shared, "youtube");
+    videos_inner(shared, req, fault).await.unwrap_or_else(|e| e)
+}
+
+async fn videos_inner(shared: &Inner, req: &Request, fault: Option<PublishFault>) -> Result<Response, Response> {
+    oauth::check_publish_token(shared, bearer(req).as_deref()).map_err(|_| unauthenticated())?;
+    publish::gate(fault, fault_response).await?;
+    let p = Params::query(req);
+    let Some(part) = p.get("part") else {
+        return Err(api_error(
+            StatusCode::BAD_REQUEST,
+            "Required parameter: part",
+            "required",
+            None,
+        ));
+    };
+    let parts: Vec<&str> = part.split(',').map(str::trim).collect();
+    let Some(ids) = p.get("id") else {
+        return Err(bad_request(
+            "No filter selected. Expected one of: chart, id, myRating",
+            "missingRequiredParameter",
+        ));
+    };
+    let ids: Vec<&str> = ids.split(',').map(str::trim).filter(|i| !i.is_empty()).collect();
+    if ids.len() > MAX_VIDEO_IDS {
+        return Err(bad_request(
+            &format!(
+                "The request specifies {} video ids; at most {MAX_VIDEO_IDS} are allowed.",
+                ids.len()
+            ),
+            "invalidFilters",
+        ));
+    }
+    let mut items = Vec::new();
+    for id in ids {
+        let Some(m) = metrics::lookup(shared, "youtube", id) else {
+            continue;
+        };
+        let mut item = json!({ "kind": "youtube#video", "etag": format!("fake-etag-{id}"), "id": id });
+        if parts.contains(&"statistics") {
+            item["statistics"] = json!({
+                "viewCount": m.views.to_string(),
+                "likeCount": m.likes.to_string(),
+                "favoriteCount": "0",
+                "commentCount": m.comments.to_string(),
+            });
+        }
+        if parts.contains(&"snippet")
+            && let Some(post) = metrics::published(shared, "youtube", id)
+        {
+            item["snippet"] = json!({
+                "publishedAt": publish::rfc3339(post.at_unix_ms),
+                "channelId": post.account,
+                "title": post.title,
+                "description": post.text,
+            });
+        }
+        items.push(item);
+    }
+    let total = items.len();
+    Ok(ok(json!({
+        "kind": "youtube#videoListResponse",
+        "etag": "fake-etag-videos",
+        "items": items,
+        "pageInfo": { "totalResults": total, "resultsPerPage": total },
+    })))
 }

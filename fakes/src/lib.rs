@@ -4,7 +4,8 @@
 //! request checks and response/error shapes (see `/work/shared/PLATFORMS.md`). One module per
 //! platform ([`Kind`]) owns its routes; `oauth` holds the consent screen and grant logic they share,
 //! `state` the codes, grants and tokens, `http` parameter parsing, credentials and request recording.
-//! New endpoints (publish, metrics) go into the platform's module and its `routes()`.
+//! New endpoints (publish, metrics) go into the platform's module and its `routes()`; `metrics` holds
+//! what the metrics endpoints share ([`FakeMetrics`], call counts, [`Control::metrics_faults`]).
 //!
 //! Publishing follows the contract in `/tmp/publish-spec.md`: each platform module serves its publish
 //! and reconcile-listing endpoints, `publish` holds what was published (see
@@ -25,6 +26,7 @@ mod http;
 mod linkedin;
 mod media;
 mod meta;
+mod metrics;
 mod oauth;
 mod publish;
 mod reddit;
@@ -39,6 +41,7 @@ use poem::listener::{Acceptor, TcpAcceptor};
 use poem::{EndpointExt, Server, get};
 
 pub use control::{Control, Identity, InstagramAccount, MetaPage};
+pub use metrics::FakeMetrics;
 pub use publish::{PublishFault, PublishedPost};
 pub use state::Recorded;
 
@@ -90,11 +93,12 @@ pub(crate) struct Inner {
     control: Mutex<Control>,
     state: Mutex<state::State>,
     posts: Mutex<publish::Posts>,
+    metrics: Mutex<metrics::Calls>,
 }
 
 impl Inner {
-    /// Handlers lock `control`, `state` and `posts` one at a time, never two together, so they cannot
-    /// deadlock.
+    /// Handlers lock `control`, `state`, `posts` and `metrics` one at a time, never two together, so
+    /// they cannot deadlock.
     pub(crate) fn control(&self) -> MutexGuard<'_, Control> {
         self.control.lock().expect("fake control mutex poisoned")
     }
@@ -105,6 +109,10 @@ impl Inner {
 
     pub(crate) fn posts(&self) -> MutexGuard<'_, publish::Posts> {
         self.posts.lock().expect("fake posts mutex poisoned")
+    }
+
+    pub(crate) fn metrics(&self) -> MutexGuard<'_, metrics::Calls> {
+        self.metrics.lock().expect("fake metrics mutex poisoned")
     }
 }
 
@@ -137,6 +145,7 @@ impl FakePlatform {
             control: Mutex::new(Control::for_kind(kind)),
             state: Mutex::new(state::State::new(slug)),
             posts: Mutex::new(publish::Posts::new()),
+            metrics: Mutex::new(metrics::Calls::default()),
         });
         let routes = match kind {
             Kind::Meta => meta::routes(),
@@ -216,6 +225,41 @@ impl FakePlatform {
     /// `published().len()` without the copy.
     pub fn publish_count(&self) -> usize {
         self.inner.posts().list.len()
+    }
+
+    /// Calls to this fake's metrics endpoints so far (all of them, including refused ones; Meta:
+    /// Facebook post reads asking for engagement fields and Instagram insights together). Tests check
+    /// batching with it.
+    pub fn metrics_calls(&self) -> usize {
+        self.inner.metrics().by_endpoint.values().sum()
+    }
+
+    /// Calls to one metrics endpoint, named by its platform (`facebook`, `instagram`, `linkedin`, `x`,
+    /// `tiktok`, `reddit`, `youtube`).
+    pub fn metrics_calls_to(&self, platform: &str) -> usize {
+        self.inner.metrics().by_endpoint.get(platform).copied().unwrap_or(0)
+    }
+
+    /// The metrics the endpoints of `platform` serve for post `id` now (override, else the defaults
+    /// of its index in [`FakePlatform::published`]); `None` when unknown.
+    pub fn metrics_of(&self, platform: &str, id: &str) -> Option<FakeMetrics> {
+        metrics::lookup(&self.inner, platform, id)
+    }
+
+    /// A fresh access token of the fake's user, without the OAuth dance (its own grant, lifetime
+    /// `control.access_ttl_s`; Meta: a long-lived user token). For tests of API calls.
+    pub fn test_token(&self) -> String {
+        let ttl = self.inner.control().access_ttl_s;
+        let mut st = self.inner.state();
+        let grant = st.new_grant("test");
+        st.issue_access(grant, state::AccessKind::User, Some(ttl))
+    }
+
+    /// Meta: a fresh Page token of `page_id` (never expires), as `/me/accounts` hands out.
+    pub fn test_page_token(&self, page_id: &str) -> String {
+        let mut st = self.inner.state();
+        let grant = st.new_grant("test");
+        st.issue_access(grant, state::AccessKind::Page(page_id.to_owned()), None)
     }
 
     /// `{base_url}/media/{name}`: a URL this fake serves with a few KiB of deterministic bytes

@@ -1,7 +1,8 @@
 //! LinkedIn: OIDC scopes, client credentials in the form body only, non-rotating refresh tokens
 //! whose lifetime does not reset, `/v2/userinfo` and the legacy `/v2/me` profile, and
 //! `POST /rest/posts` (versioned API: `LinkedIn-Version` required; the author must be the token's
-//! member; commentary up to 3000 characters) → 201 with the share URN in `x-restli-id`.
+//! member; commentary up to 3000 characters) → 201 with the share URN in `x-restli-id`; the metrics
+//! finder `GET /rest/memberCreatorPostAnalytics?q=entity&entity=…&queryType=…&aggregation=…`.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use serde_json::json;
 
 use crate::Inner;
 use crate::http::{Params, bearer, empty, json, ok};
+use crate::metrics;
 use crate::oauth::{self, AuthFailure, AuthorizeSpec, GrantFailure, Pkce, RefreshPolicy};
 use crate::publish::{self, PublishFault, PublishedPost, chars, with_header};
 use crate::state::TokenProblem;
@@ -31,6 +33,7 @@ pub(crate) fn routes() -> Route {
         .at("/v2/userinfo", get(userinfo))
         .at("/v2/me", get(legacy_me))
         .at("/rest/posts", post(create_post))
+        .at("/rest/memberCreatorPostAnalytics", get(post_analytics))
 }
 
 pub(crate) fn settings(shared: &Inner) -> Vec<(String, String)> {
@@ -283,6 +286,26 @@ fn version_ok(v: &str) -> bool {
     (2022..=2030).contains(&year) && (1..=12).contains(&month)
 }
 
+/// The versioned API wants a valid `LinkedIn-Version` (426 otherwise).
+fn check_version(req: &Request) -> Result<(), Response> {
+    let version = req.headers().get("linkedin-version").and_then(|v| v.to_str().ok());
+    match version {
+        None => Err(json(
+            StatusCode::UPGRADE_REQUIRED,
+            json!({
+                "message": "A version must be present. Please specify a version by adding the LinkedIn-Version header.",
+                "status": 426,
+                "code": "VERSION_MISSING",
+            }),
+        )),
+        Some(v) if !version_ok(v.trim()) => Err(json(
+            StatusCode::UPGRADE_REQUIRED,
+            json!({ "message": format!("Requested version {v} is not active"), "status": 426, "code": "NONEXISTENT_VERSION" }),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 fn unprocessable(field: &str, problem: &str) -> Response {
     rest_error(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -305,26 +328,7 @@ async fn create_post_inner(
 ) -> Result<Response, Response> {
     oauth::check_publish_token(shared, bearer(req).as_deref()).map_err(auth_error)?;
     publish::gate(fault, fault_response).await?;
-    let version = req.headers().get("linkedin-version").and_then(|v| v.to_str().ok());
-    match version {
-        None => {
-            return Err(json(
-                StatusCode::UPGRADE_REQUIRED,
-                json!({
-                    "message": "A version must be present. Please specify a version by adding the LinkedIn-Version header.",
-                    "status": 426,
-                    "code": "VERSION_MISSING",
-                }),
-            ));
-        }
-        Some(v) if !version_ok(v.trim()) => {
-            return Err(json(
-                StatusCode::UPGRADE_REQUIRED,
-                json!({ "message": format!("Requested version {v} is not active"), "status": 426, "code": "NONEXISTENT_VERSION" }),
-            ));
-        }
-        Some(_) => {}
-    }
+    check_version(req)?;
     let Ok(post) = serde_json::from_str::<serde_json::Value>(body) else {
         return Err(rest_error(
             StatusCode::BAD_REQUEST,
@@ -398,6 +402,105 @@ async fn create_post_inner(
         .header("x-restli-id", urn.as_str())
         .header("x-linkedin-id", urn.as_str())
         .finish())
+}
+
+/// The metric types of `memberCreatorPostAnalytics`.
+const QUERY_TYPES: &[&str] = &["IMPRESSION", "MEMBERS_REACHED", "RESHARE", "REACTION", "COMMENT"];
+
+/// The post URN of a Rest.li 2.0 `entity` once query-decoded: `(share:urn:li:share:N)` or
+/// `(ugc:urn:li:ugcPost:N)`.
+fn entity_urn(entity: &str) -> Option<&str> {
+    let inner = entity.strip_prefix('(')?.strip_suffix(')')?;
+    let (kind, urn) = inner.split_once(':')?;
+    let id = match kind {
+        "share" => urn.strip_prefix("urn:li:share:")?,
+        "ugc" => urn.strip_prefix("urn:li:ugcPost:")?,
+        _ => return None,
+    };
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then_some(urn)
+}
+
+/// `GET /rest/memberCreatorPostAnalytics?q=entity&entity=(share:urn%3Ali%3Ashare%3AN)&queryType=…&aggregation=TOTAL|DAILY`:
+/// one metric of one of the member's posts, `{"elements":[{"count","metricType":{…V1: type}}]}`
+/// (DAILY: one element for today with its `dateRange`). Needs `LinkedIn-Version` and
+/// `X-Restli-Protocol-Version: 2.0.0`; a post the fake does not know → 404.
+#[handler]
+async fn post_analytics(req: &Request, Data(shared): Data<&Arc<Inner>>) -> Response {
+    let fault = metrics::begin(shared, "linkedin");
+    post_analytics_inner(shared, req, fault).await.unwrap_or_else(|e| e)
+}
+
+async fn post_analytics_inner(
+    shared: &Inner,
+    req: &Request,
+    fault: Option<PublishFault>,
+) -> Result<Response, Response> {
+    oauth::check_publish_token(shared, bearer(req).as_deref()).map_err(auth_error)?;
+    publish::gate(fault, fault_response).await?;
+    check_version(req)?;
+    let restli = req
+        .headers()
+        .get("x-restli-protocol-version")
+        .and_then(|v| v.to_str().ok());
+    if restli.map(str::trim) != Some("2.0.0") {
+        return Err(rest_error(
+            StatusCode::BAD_REQUEST,
+            "Invalid query parameters passed to request: Rest.li protocol 2.0.0 (X-Restli-Protocol-Version) is required",
+        ));
+    }
+    let p = Params::query(req);
+    if p.get("q") != Some("entity") {
+        return Err(rest_error(
+            StatusCode::BAD_REQUEST,
+            "Invalid value for param: q. Expected: entity or me",
+        ));
+    }
+    let Some(urn) = p.get("entity").and_then(entity_urn).map(str::to_owned) else {
+        return Err(rest_error(
+            StatusCode::BAD_REQUEST,
+            &format!("Invalid param entity: {}", p.str("entity")),
+        ));
+    };
+    let query_type = p.str("queryType");
+    if !QUERY_TYPES.contains(&query_type) {
+        return Err(rest_error(
+            StatusCode::BAD_REQUEST,
+            &format!("Invalid value for param: queryType: {query_type}"),
+        ));
+    }
+    let aggregation = p.str("aggregation");
+    if !matches!(aggregation, "TOTAL" | "DAILY") {
+        return Err(rest_error(
+            StatusCode::BAD_REQUEST,
+            &format!("Invalid value for param: aggregation: {aggregation}"),
+        ));
+    }
+    let Some(m) = metrics::lookup(shared, "linkedin", &urn) else {
+        return Err(json(
+            StatusCode::NOT_FOUND,
+            json!({ "status": 404, "code": "NOT_FOUND", "message": format!("Entity {urn} not found") }),
+        ));
+    };
+    let count = match query_type {
+        "IMPRESSION" => m.impressions,
+        "MEMBERS_REACHED" => m.reach,
+        "RESHARE" => m.shares,
+        "REACTION" => m.likes,
+        _ => m.comments,
+    };
+    let mut element = json!({
+        "count": count,
+        "metricType": { "com.linkedin.adsexternalapi.memberanalytics.v1.CreatorPostAnalyticsMetricTypeV1": query_type },
+    });
+    if aggregation == "DAILY" {
+        let today = publish::rfc3339(publish::now_ms());
+        let part = |a: usize, b: usize| today.get(a..b).and_then(|s| s.parse::<u32>().ok()).unwrap_or(1);
+        let day = json!({ "year": part(0, 4), "month": part(5, 7), "day": part(8, 10) });
+        element["dateRange"] = json!({ "start": day, "end": day });
+    }
+    Ok(ok(
+        json!({ "paging": { "start": 0, "count": 10, "links": [] }, "elements": [element] }),
+    ))
 }
 
 #[cfg(test)]

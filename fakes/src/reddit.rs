@@ -1,7 +1,7 @@
 //! Reddit: comma-separated scopes, `duration=permanent`, HTTP Basic at the token endpoint, and a
 //! descriptive User-Agent on every token and API call; `POST /api/submit` (errors on HTTP 200 in
 //! `json.errors`; every subreddit exists except `doesnotexist`) and the reconcile listing
-//! `GET /user/{username}/submitted`.
+//! `GET /user/{username}/submitted`; the metrics listing `GET /api/info?id=t3_…` (up to 100).
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::Inner;
 use crate::http::{Params, basic_auth, bearer, empty, json, ok, user_agent};
+use crate::metrics;
 use crate::oauth::{self, AuthorizeSpec, GrantFailure, Pkce, RefreshPolicy};
 use crate::publish::{self, PublishFault, PublishedPost, chars, is_http_url, with_header};
 
@@ -31,6 +32,7 @@ pub(crate) fn routes() -> Route {
         .at("/api/v1/me", get(me))
         .at("/api/submit", post(submit))
         .at("/user/:username/submitted", get(submitted))
+        .at("/api/info", get(info))
 }
 
 pub(crate) fn settings(shared: &Inner) -> Vec<(String, String)> {
@@ -373,6 +375,71 @@ async fn submitted(req: &Request, Path(username): Path<String>, Data(shared): Da
             "before": null,
         },
     }))
+}
+
+/// Most fullnames of one `/api/info`.
+const MAX_INFO: usize = 100;
+
+/// `GET /api/info?id=t3_a,t3_b`: a listing of the known submissions (`score` = `ups` = likes,
+/// `num_comments`), unknown fullnames just absent; more than 100 → 400.
+#[handler]
+async fn info(req: &Request, Data(shared): Data<&Arc<Inner>>) -> Response {
+    let fault = metrics::begin(shared, "reddit");
+    info_inner(shared, req, fault).await.unwrap_or_else(|e| e)
+}
+
+async fn info_inner(shared: &Inner, req: &Request, fault: Option<PublishFault>) -> Result<Response, Response> {
+    check_user_agent(req)?;
+    oauth::check_publish_token(shared, bearer(req).as_deref()).map_err(|_| unauthorized())?;
+    publish::gate(fault, fault_response).await?;
+    let p = Params::query(req);
+    let names: Vec<&str> = p.str("id").split(',').filter(|n| !n.is_empty()).collect();
+    if names.len() > MAX_INFO {
+        return Err(json(
+            StatusCode::BAD_REQUEST,
+            json!({ "message": "Bad Request", "error": 400, "reason": format!("at most {MAX_INFO} ids") }),
+        ));
+    }
+    let mut children = Vec::new();
+    for name in names {
+        let Some(id) = name.strip_prefix("t3_") else { continue };
+        let Some(m) = metrics::lookup(shared, "reddit", name) else {
+            continue;
+        };
+        let post = metrics::published(shared, "reddit", name);
+        let sr = post
+            .as_ref()
+            .and_then(|p| p.options["subreddit"].as_str())
+            .unwrap_or("test")
+            .to_owned();
+        children.push(json!({ "kind": "t3", "data": {
+            "id": id,
+            "name": name,
+            "title": post.as_ref().and_then(|p| p.title.clone()).unwrap_or_default(),
+            "subreddit": sr,
+            "subreddit_name_prefixed": format!("r/{sr}"),
+            "author": post.as_ref().map_or("", |p| p.account.as_str()),
+            "created_utc": post.as_ref().map_or(0.0, |p| (p.at_unix_ms / 1000) as f64),
+            "permalink": post.as_ref().map_or(Value::Null, |p| p.options["permalink"].clone()),
+            "selftext": post.as_ref().map_or("", |p| p.text.as_str()),
+            "score": m.likes,
+            "ups": m.likes,
+            "downs": 0,
+            "upvote_ratio": 1.0,
+            "num_comments": m.comments,
+        } }));
+    }
+    Ok(ok(json!({
+        "kind": "Listing",
+        "data": {
+            "after": null,
+            "dist": children.len(),
+            "modhash": "",
+            "geo_filter": "",
+            "children": children,
+            "before": null,
+        },
+    })))
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! rotating refresh tokens, and errors that come back with HTTP 200; the Content Posting API
 //! (`creator_info/query`, `content/init` for photos, `video/init`, `status/fetch`: the first poll
 //! answers `PROCESSING_DOWNLOAD`, later ones `PUBLISH_COMPLETE` with `publicaly_available_post_id`).
-//! Publish endpoints answer a refused token with HTTP 401 `access_token_invalid`.
+//! Publish endpoints answer a refused token with HTTP 401 `access_token_invalid`; so does the
+//! metrics query `POST /v2/video/query/?fields=…` (`{"filters":{"video_ids":[…]}}`, at most 20 ids).
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::Inner;
 use crate::http::{Params, bearer, json, ok};
+use crate::metrics;
 use crate::oauth::{self, AuthorizeSpec, GrantFailure, Pkce, RefreshPolicy};
 use crate::publish::{self, PublishFault, PublishedPost, TiktokPublish, chars, is_http_url, is_video_url, with_header};
 use crate::state::{CodeProblem, random_hex};
@@ -41,6 +43,7 @@ pub(crate) fn routes() -> Route {
         .at("/v2/post/publish/content/init/", post(content_init))
         .at("/v2/post/publish/video/init/", post(video_init))
         .at("/v2/post/publish/status/fetch/", post(status_fetch))
+        .at("/v2/video/query/", post(video_query))
 }
 
 pub(crate) fn settings(shared: &Inner) -> Vec<(String, String)> {
@@ -463,4 +466,88 @@ async fn status_fetch(req: &Request, body: String, Data(shared): Data<&Arc<Inner
     };
     drop(posts);
     envelope(StatusCode::OK, data, "ok", "")
+}
+
+/// Most ids of one `video/query`.
+const MAX_QUERY: usize = 20;
+
+/// The fields `video/query` can give.
+const VIDEO_FIELDS: &[&str] = &[
+    "id",
+    "create_time",
+    "title",
+    "video_description",
+    "like_count",
+    "comment_count",
+    "share_count",
+    "view_count",
+];
+
+/// `POST /v2/video/query/?fields=…` `{"filters":{"video_ids":[…]}}`: the known videos with the
+/// requested fields in `data.videos`; unknown ids are just absent. No `fields`, no ids or more than
+/// 20 → `invalid_params` (HTTP 200, like TikTok's other validation errors).
+#[handler]
+async fn video_query(req: &Request, body: String, Data(shared): Data<&Arc<Inner>>) -> Response {
+    let fault = metrics::begin(shared, "tiktok");
+    video_query_inner(shared, req, &body, fault).await.unwrap_or_else(|e| e)
+}
+
+async fn video_query_inner(
+    shared: &Inner,
+    req: &Request,
+    body: &str,
+    fault: Option<PublishFault>,
+) -> Result<Response, Response> {
+    publish_token(shared, req)?;
+    publish::gate(fault, fault_response).await?;
+    let Some(fields) = Params::query(req).get("fields").map(str::to_owned) else {
+        return Err(invalid_params("fields is required."));
+    };
+    let fields: Vec<&str> = fields.split(',').map(str::trim).collect();
+    if let Some(bad) = fields.iter().find(|f| !VIDEO_FIELDS.contains(f)) {
+        return Err(invalid_params(&format!("Invalid field: {bad}.")));
+    }
+    let v: Value = serde_json::from_str(body).map_err(|_| invalid_params("The request body is not valid JSON."))?;
+    let Some(ids) = v.pointer("/filters/video_ids").and_then(Value::as_array) else {
+        return Err(invalid_params("filters.video_ids is required."));
+    };
+    if ids.is_empty() || ids.len() > MAX_QUERY {
+        return Err(invalid_params(&format!(
+            "filters.video_ids must hold 1 to {MAX_QUERY} ids, got {}.",
+            ids.len()
+        )));
+    }
+    let mut videos = Vec::new();
+    for id in ids {
+        let Some(id) = id.as_str() else {
+            return Err(invalid_params("filters.video_ids must be strings."));
+        };
+        let Some(m) = metrics::lookup(shared, "tiktok", id) else {
+            continue;
+        };
+        let post = metrics::published(shared, "tiktok", id);
+        let full = json!({
+            "id": id,
+            "create_time": post.as_ref().map_or(0, |p| p.at_unix_ms / 1000),
+            "title": post.as_ref().map_or_else(String::new, |p| p.title.clone().unwrap_or_else(|| p.text.clone())),
+            "video_description": post.as_ref().map_or("", |p| p.text.as_str()),
+            "like_count": m.likes,
+            "comment_count": m.comments,
+            "share_count": m.shares,
+            "view_count": m.views,
+        });
+        let mut video = Map::new();
+        for field in &fields {
+            if let Some(value) = full.get(*field) {
+                video.insert((*field).to_owned(), value.clone());
+            }
+        }
+        videos.push(Value::Object(video));
+    }
+    Ok(envelope(
+        StatusCode::OK,
+        json!({ "videos": videos, "cursor": 0, "has_more": false }),
+        "ok",
+        "",
+    ))
 }

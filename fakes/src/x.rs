@@ -1,6 +1,7 @@
 //! X (API v2): OAuth 2.0 with mandatory PKCE and HTTP Basic client auth, rotating refresh tokens;
 //! `POST /2/tweets` (280 characters, duplicate text → 403) and the reconcile listing
-//! `GET /2/users/{id}/tweets` (`start_time`, `end_time`, `max_results`, `tweet.fields`).
+//! `GET /2/users/{id}/tweets` (`start_time`, `end_time`, `max_results`, `tweet.fields`), and the
+//! metrics lookup `GET /2/tweets?ids=…&tweet.fields=public_metrics` (up to 100 ids).
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::Inner;
 use crate::http::{Params, basic_auth, bearer, json, ok};
+use crate::metrics;
 use crate::oauth::{self, AuthorizeSpec, GrantFailure, Pkce, RefreshPolicy};
 use crate::publish::{self, PublishFault, PublishedPost, chars, with_header};
 use crate::state::{CodeProblem, now_s};
@@ -25,7 +27,7 @@ pub(crate) fn routes() -> Route {
         .at("/2/oauth2/token", post(token_endpoint))
         .at("/2/oauth2/revoke", post(revoke))
         .at("/2/users/me", get(me))
-        .at("/2/tweets", post(create_tweet))
+        .at("/2/tweets", get(lookup_tweets).post(create_tweet))
         .at("/2/users/:id/tweets", get(user_tweets))
 }
 
@@ -321,4 +323,83 @@ async fn user_tweets(req: &Request, Path(id): Path<String>, Data(shared): Data<&
     };
     let meta = json!({ "result_count": data.len(), "newest_id": newest["id"], "oldest_id": oldest["id"] });
     ok(json!({ "data": data, "meta": meta }))
+}
+
+/// Most ids of one `GET /2/tweets`.
+const MAX_LOOKUP: usize = 100;
+
+/// `GET /2/tweets?ids=…&tweet.fields=…`: the posts the fake knows in `data` (`public_metrics`,
+/// `created_at` when asked), each unknown id as a `resource-not-found` entry of `errors`, HTTP 200.
+/// 1 to 100 numeric ids, else 400.
+#[handler]
+async fn lookup_tweets(req: &Request, Data(shared): Data<&Arc<Inner>>) -> Response {
+    let fault = metrics::begin(shared, "x");
+    lookup_inner(shared, req, fault).await.unwrap_or_else(|e| e)
+}
+
+async fn lookup_inner(shared: &Inner, req: &Request, fault: Option<PublishFault>) -> Result<Response, Response> {
+    oauth::check_publish_token(shared, bearer(req).as_deref()).map_err(|_| unauthorized())?;
+    publish::gate(fault, fault_response).await?;
+    let p = Params::query(req);
+    let Some(raw) = p.get("ids") else {
+        return Err(invalid_request("The `ids` query parameter can not be empty"));
+    };
+    let ids: Vec<&str> = raw.split(',').collect();
+    if ids.len() > MAX_LOOKUP {
+        return Err(invalid_request(&format!(
+            "The number of values in the `ids` query parameter list [{}] is not between 1 and {MAX_LOOKUP}",
+            ids.len()
+        )));
+    }
+    if let Some(bad) = ids
+        .iter()
+        .find(|id| id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(invalid_request(&format!(
+            "The `ids` query parameter value [{bad}] does not match ^[0-9]{{1,19}}$"
+        )));
+    }
+    let fields: Vec<&str> = p.str("tweet.fields").split(',').collect();
+    let (mut data, mut errors) = (Vec::new(), Vec::new());
+    for id in ids {
+        let Some(m) = metrics::lookup(shared, "x", id) else {
+            errors.push(json!({
+                "value": id,
+                "detail": format!("Could not find tweet with ids: [{id}]."),
+                "title": "Not Found Error",
+                "resource_type": "tweet",
+                "parameter": "ids",
+                "resource_id": id,
+                "type": "https://api.twitter.com/2/problems/resource-not-found",
+            }));
+            continue;
+        };
+        let post = metrics::published(shared, "x", id);
+        let text = post.as_ref().map_or("", |t| t.text.as_str());
+        let mut item = json!({ "id": id, "text": text, "edit_history_tweet_ids": [id] });
+        if fields.contains(&"public_metrics") {
+            item["public_metrics"] = json!({
+                "retweet_count": m.shares,
+                "reply_count": m.comments,
+                "like_count": m.likes,
+                "quote_count": m.quotes,
+                "bookmark_count": m.bookmarks,
+                "impression_count": m.impressions,
+            });
+        }
+        if fields.contains(&"created_at")
+            && let Some(post) = &post
+        {
+            item["created_at"] = publish::x_time(post.at_unix_ms).into();
+        }
+        data.push(item);
+    }
+    let mut body = json!({});
+    if !data.is_empty() {
+        body["data"] = data.into();
+    }
+    if !errors.is_empty() {
+        body["errors"] = errors.into();
+    }
+    Ok(ok(body))
 }

@@ -15,6 +15,8 @@ mod bearer_basic;
 mod body_creds;
 #[path = "fakes/meta.rs"]
 mod meta;
+#[path = "fakes/metrics.rs"]
+mod metrics;
 #[path = "fakes/publish.rs"]
 mod publish;
 #[path = "fakes/x.rs"]

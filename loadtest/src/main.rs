@@ -4,8 +4,9 @@
 //! [--target URL] [--json FILE]`
 //!
 //! Without `--target` a scenario starts what it needs in this process (on 127.0.0.1:0, with a
-//! temporary data dir); nothing else is contacted. Every run is bounded by `--duration` (or, for
-//! `replay`, by `--events`).
+//! temporary data dir; `publish` and `lag` also a fake platform); nothing else is contacted. Every
+//! run is bounded by `--duration` (or, for `replay`, by `--events`; for `publish`, by `--posts` and
+//! `--timeout`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,8 +15,11 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 mod http;
+mod procstat;
 mod report;
 mod scenarios;
+
+use scenarios::world::{CreateVia, EngineSettings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
@@ -27,9 +31,9 @@ enum Scenario {
     HttpBaseline,
     /// Signed Meta webhook deliveries (not yet available).
     Webhooks,
-    /// Posts due at once against a zero-latency fake platform (not yet available).
+    /// Posts due at once against a zero-latency fake platform: dispatch rate, duplicates.
     Publish,
-    /// Steady publish rate, scheduling lag (not yet available).
+    /// Steady rate of posts due now against a zero-latency fake platform: scheduling lag.
     Lag,
 }
 
@@ -46,8 +50,6 @@ impl Scenario {
     fn pending_feature(self) -> Option<&'static str> {
         match self {
             Scenario::Webhooks => Some("Meta webhook ingestion"),
-            Scenario::Publish => Some("scheduled publishing"),
-            Scenario::Lag => Some("the publishing scheduler"),
             _ => None,
         }
     }
@@ -69,7 +71,8 @@ struct Cli {
     /// http-baseline, 20s otherwise.
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Concurrent clients (HTTP connections, or appenders for single-event appends).
+    /// Concurrent clients (HTTP connections, appenders for single-event appends, or post creators
+    /// in `publish`).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// append: concurrent appenders for the batched sub-run.
@@ -84,6 +87,30 @@ struct Cli {
     /// replay: events to append, then replay.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
+    /// publish: posts due at once.
+    #[arg(long, default_value_t = 10_000)]
+    posts: usize,
+    /// lag: posts per second.
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+    /// publish, lag: engine settings to measure, one run each, as GLOBAL:FACEBOOK publish
+    /// concurrency (`publish_concurrency`:`publish_concurrency_facebook`), comma-separated.
+    /// Default: publish 64:50,128:128,256:256; lag 64:50 (the hub's defaults).
+    #[arg(long, value_delimiter = ',', value_parser = parse_engine)]
+    engine: Vec<(usize, usize)>,
+    /// publish, lag: the hub's `scheduler_tick`.
+    #[arg(long, value_parser = parse_duration, default_value = "100ms")]
+    tick: Duration,
+    /// publish, lag: how posts are scheduled (library: `app.execute` in-process; api: `POST
+    /// /api/posts`). Default: publish library, lag api.
+    #[arg(long, value_enum)]
+    create: Option<CreateVia>,
+    /// publish: how far in the future the posts are due (all must be created before).
+    #[arg(long, value_parser = parse_duration, default_value = "3s")]
+    lead: Duration,
+    /// publish, lag: how long to wait for every post to reach the platform.
+    #[arg(long, value_parser = parse_duration, default_value = "120s")]
+    timeout: Duration,
     /// Drive a running hub at this URL (http://host:port) instead of starting one.
     #[arg(long)]
     target: Option<String>,
@@ -98,6 +125,17 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{s}` is not a duration (e.g. 500ms, 10s, 1m)"))
 }
 
+fn parse_engine(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("`{s}` is not GLOBAL:FACEBOOK (e.g. 64:50)");
+    let (g, p) = s.trim().split_once(':').ok_or_else(bad)?;
+    let g: usize = g.trim().parse().map_err(|_| bad())?;
+    let p: usize = p.trim().parse().map_err(|_| bad())?;
+    if g == 0 || p == 0 {
+        return Err(format!("`{s}`: concurrencies must be at least 1"));
+    }
+    Ok((g, p))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(feature) = cli.scenario.pending_feature() {
@@ -109,6 +147,17 @@ fn main() -> ExitCode {
             "scenario {} measures the embedded store in-process; --target does not apply",
             cli.scenario.name()
         );
+        return ExitCode::from(2);
+    }
+    if cli.target.is_some() && matches!(cli.scenario, Scenario::Publish | Scenario::Lag) {
+        eprintln!(
+            "scenario {} needs the fake platform and runs the hub in-process; --target is not supported",
+            cli.scenario.name()
+        );
+        return ExitCode::from(2);
+    }
+    if cli.posts == 0 || !(cli.rate.is_finite() && cli.rate > 0.0) {
+        eprintln!("--posts must be at least 1 and --rate above 0");
         return ExitCode::from(2);
     }
     if cli.concurrency == 0 || cli.batch_concurrency == 0 || cli.batch_size == 0 || cli.events == 0 {
@@ -153,7 +202,28 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             })
             .await?
         }
-        Scenario::Webhooks | Scenario::Publish | Scenario::Lag => anyhow::bail!("scenario not available yet"),
+        Scenario::Publish => {
+            scenarios::publish::run(&scenarios::publish::Options {
+                posts: cli.posts,
+                settings: engine_settings(cli, &[(64, 50), (128, 128), (256, 256)]),
+                lead: cli.lead,
+                create: cli.create.unwrap_or(CreateVia::Library),
+                concurrency: cli.concurrency,
+                timeout: cli.timeout,
+            })
+            .await?
+        }
+        Scenario::Lag => {
+            scenarios::lag::run(&scenarios::lag::Options {
+                rate: cli.rate,
+                duration,
+                settings: engine_settings(cli, &[(64, 50)]),
+                create: cli.create.unwrap_or(CreateVia::Api),
+                timeout: cli.timeout,
+            })
+            .await?
+        }
+        Scenario::Webhooks => anyhow::bail!("scenario not available yet"),
     };
     report.print();
     if let Some(path) = &cli.json {
@@ -161,4 +231,21 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// `--engine` pairs with `--tick`, or the scenario's defaults.
+fn engine_settings(cli: &Cli, defaults: &[(usize, usize)]) -> Vec<EngineSettings> {
+    let pairs = if cli.engine.is_empty() {
+        defaults
+    } else {
+        &cli.engine[..]
+    };
+    pairs
+        .iter()
+        .map(|&(global, platform)| EngineSettings {
+            global,
+            platform,
+            tick: cli.tick,
+        })
+        .collect()
 }

@@ -81,6 +81,8 @@ pub struct RequestMetricsEndpoint<E>(E);
 fn fixed_route(path: &str) -> &'static str {
     match path {
         "/metrics" => "metrics",
+        "/webhooks/meta" => "webhooks_meta",
+        "/webhooks/x" => "webhooks_x",
         "/openapi.json" => "openapi_json",
         p if p.starts_with("/docs") => "docs",
         _ => "other",

@@ -12,6 +12,7 @@ use crate::app::App;
 
 pub mod accounts;
 pub mod activity;
+pub mod engagement;
 pub mod error;
 pub mod me;
 pub mod middleware;
@@ -19,6 +20,7 @@ pub mod oauth;
 pub mod posts;
 pub mod security;
 pub mod system;
+pub mod webhooks;
 
 type Apis = (
     system::SystemApi,
@@ -27,6 +29,7 @@ type Apis = (
     oauth::OauthApi,
     accounts::AccountsApi,
     posts::PostsApi,
+    engagement::EngagementApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -38,6 +41,7 @@ fn service() -> OpenApiService<Apis, ()> {
             oauth::OauthApi,
             accounts::AccountsApi,
             posts::PostsApi,
+            engagement::EngagementApi,
         ),
         "nikara",
         env!("CARGO_PKG_VERSION"),
@@ -60,7 +64,12 @@ pub fn routes(app: Arc<App>) -> impl Endpoint {
     let spec = api.spec();
     let docs = api.swagger_ui();
     let body_limit = app.config.body_limit;
-    Route::new()
+    // Webhooks carry their own 4 MiB limit (Meta batches up to 1,000 changes) and must see the raw
+    // bytes, so they sit outside the API's body limit.
+    let hooks = Route::new()
+        .at("/meta", get(webhooks::meta_verify).post(webhooks::meta_delivery))
+        .at("/x", get(webhooks::x_crc).post(webhooks::x_delivery));
+    let main = Route::new()
         .nest("/", api)
         .nest("/docs", docs)
         .at(
@@ -80,7 +89,12 @@ pub fn routes(app: Arc<App>) -> impl Endpoint {
             })),
         )
         .at("/favicon.ico", make_sync(|_| Html("")))
-        .with(middleware::BodyLimit(body_limit))
+        .with(middleware::BodyLimit(body_limit));
+    Route::new()
+        .nest("/webhooks", hooks)
+        .nest("/ui", crate::ui::assets())
+        .nest("/", main)
+        .with(crate::ui::Shell)
         .with(error::JsonErrors)
         .with(middleware::RequestMetrics)
         .data(app)

@@ -102,6 +102,10 @@ pub enum AccountEvent {
         incident: Uuid,
         message: String,
     },
+    /// Engagement metrics of the account's posts were synced.
+    AccountSynced {
+        at: DateTime<Utc>,
+    },
     /// The token expires soon and nothing can renew it (LinkedIn without a refresh token).
     AccountExpiring {
         incident: Uuid,
@@ -122,6 +126,7 @@ impl DomainEvent for AccountEvent {
         "AccountRevoked",
         "AccountNeedsReauth",
         "AccountExpiring",
+        "AccountSynced",
     ];
 
     fn event_type(&self) -> &'static str {
@@ -136,6 +141,7 @@ impl DomainEvent for AccountEvent {
             AccountEvent::AccountRevoked { .. } => "AccountRevoked",
             AccountEvent::AccountNeedsReauth { .. } => "AccountNeedsReauth",
             AccountEvent::AccountExpiring { .. } => "AccountExpiring",
+            AccountEvent::AccountSynced { .. } => "AccountSynced",
         }
     }
 }
@@ -164,6 +170,10 @@ pub enum AccountCommand {
     FailRefresh {
         attempt: Option<Uuid>,
         failure: RefreshFailure,
+    },
+    /// Record a metrics sync.
+    RecordSync {
+        at: DateTime<Utc>,
     },
     /// Warn that the token expires soon and cannot be renewed.
     MarkExpiring {
@@ -331,6 +341,7 @@ impl Aggregate for Account {
                 self.health_message = Some(message.clone());
             }
             AccountEvent::AccountExpiring { expires_at, .. } => self.expiring_warned = Some(*expires_at),
+            AccountEvent::AccountSynced { .. } => {}
         }
     }
 
@@ -434,6 +445,12 @@ impl Aggregate for Account {
                         message: message.clone(),
                     }],
                 })
+            }
+            AccountCommand::RecordSync { at } => {
+                if !self.connected {
+                    return Ok(vec![]);
+                }
+                Ok(vec![AccountEvent::AccountSynced { at: *at }])
             }
             AccountCommand::MarkExpiring { expires_at } => {
                 if !self.connected || self.health != Health::Active || self.expiring_warned == Some(*expires_at) {

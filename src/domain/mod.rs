@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 pub mod account;
+pub mod engagement;
 pub mod events;
 pub mod ids;
 pub mod platform;

@@ -250,7 +250,12 @@ async fn record(app: &App, stream: &str, state: &Account, cmd: AccountCommand) -
 pub async fn refresh(app: &App, account_id: &str, mode: Mode) -> Result<Outcome, RefreshError> {
     let asked_at = Utc::now();
     let lock = app.refresh_lock(account_id);
-    let _single_flight = lock.lock().await;
+    let mut last_done = lock.lock().await;
+    // A refresh that completed after this caller asked already answers it: concurrent needs in one
+    // hub make one platform call.
+    if last_done.is_some_and(|done| done >= asked_at) {
+        return Ok(Outcome::Refreshed);
+    }
     let stream = format!("account-{account_id}");
     let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
     loop {
@@ -271,8 +276,7 @@ pub async fn refresh(app: &App, account_id: &str, mode: Mode) -> Result<Outcome,
             .registry
             .get(platform)
             .ok_or(RefreshError::NotConfigured(platform))?;
-        // A refresh that started after this caller asked already answers it: concurrent needs make
-        // one platform call.
+        // Another hub's refresh that started after this caller asked answers it too.
         if state.last_refresh_started.is_some_and(|at| at >= asked_at) {
             return Ok(Outcome::Refreshed);
         }
@@ -374,6 +378,7 @@ pub async fn refresh(app: &App, account_id: &str, mode: Mode) -> Result<Outcome,
                     tokens: merged,
                 };
                 record(app, &stream, &state, cmd).await?;
+                *last_done = Some(Utc::now());
                 tracing::info!(%platform, "token refreshed");
                 Ok(Outcome::Refreshed)
             }

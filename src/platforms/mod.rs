@@ -14,6 +14,7 @@ pub mod facebook;
 pub mod http;
 pub mod instagram;
 pub mod linkedin;
+pub mod metrics;
 pub mod publish;
 pub mod reddit;
 pub mod tiktok;

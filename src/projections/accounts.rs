@@ -199,6 +199,12 @@ impl Projection for Accounts {
                 )?
                 .execute(params![id, message, at, pos])?;
             }
+            AccountEvent::AccountSynced { at } => {
+                tx.prepare_cached(
+                    "UPDATE accounts SET last_synced_at = ?2, position = ?3 WHERE id = ?1 AND position < ?3",
+                )?
+                .execute(params![id, ts(at), pos])?;
+            }
             AccountEvent::AccountExpiring { .. } => {
                 tx.prepare_cached("UPDATE accounts SET position = ?2 WHERE id = ?1 AND position < ?2")?
                     .execute(params![id, pos])?;

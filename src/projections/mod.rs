@@ -20,6 +20,7 @@ use crate::store::{EventStore, Position, RecordedEvent, StoreError};
 
 pub mod accounts;
 pub mod activity;
+pub mod engagement;
 pub mod posts;
 
 /// Events applied per read-model transaction at most.
@@ -239,13 +240,19 @@ fn reset_on(tx: &Transaction<'_>, p: &dyn Projection) -> Result<(), ProjectionEr
 }
 
 /// Every projection of the hub, in one place so the runner, the rebuild command and the tests
-/// agree on the set.
-pub fn all() -> Vec<Arc<dyn Projection>> {
+/// agree on the set. `capture_text` keeps comment text in the engagement read model.
+pub fn all_with(capture_text: bool) -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(activity::Activity),
         Arc::new(accounts::Accounts),
         Arc::new(posts::Posts),
+        Arc::new(engagement::Engagement { capture_text }),
     ]
+}
+
+/// [`all_with`] without text capture (the default).
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    all_with(false)
 }
 
 /// Live state of one projection, for `/readyz` and `/metrics`.
@@ -560,7 +567,12 @@ pub async fn catch_up(
 
 /// Finds projections by name (`None`: all of them).
 pub fn select(name: Option<&str>) -> Result<Vec<Arc<dyn Projection>>, ProjectionError> {
-    let all = all();
+    select_with(name, false)
+}
+
+/// [`select`] with the text-capture setting.
+pub fn select_with(name: Option<&str>, capture_text: bool) -> Result<Vec<Arc<dyn Projection>>, ProjectionError> {
+    let all = all_with(capture_text);
     match name {
         None => Ok(all),
         Some(n) => {

@@ -550,9 +550,16 @@ impl EventStore for SqliteStore {
                 match st.store.read_all(st.after, 1024).await {
                     Ok(batch) if !batch.is_empty() => st.buffer.extend(batch),
                     Ok(_) => {
+                        // Woken by our own writer at once; commits by another process on the same
+                        // file (a CLI command while the hub runs) are noticed within 250 ms.
                         let after = st.after;
-                        if st.head.wait_for(|h| *h > after).await.is_err() {
-                            return None;
+                        tokio::select! {
+                            woke = st.head.wait_for(|h| *h > after) => {
+                                if woke.is_err() {
+                                    return None;
+                                }
+                            }
+                            _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
                         }
                     }
                     Err(e) => {
@@ -565,7 +572,23 @@ impl EventStore for SqliteStore {
     }
 
     async fn head(&self) -> StoreResult<Position> {
-        Ok(*self.inner.head.borrow())
+        // The file is the truth (another process may have appended); keep the watch in step.
+        let on_disk = self
+            .with_reader(|conn| {
+                conn.prepare_cached("SELECT COALESCE(MAX(position), 0) FROM events")
+                    .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+                    .map_err(read_err)
+            })
+            .await?;
+        let p = Position(on_disk as u64);
+        self.inner.head.send_if_modified(|h| {
+            let newer = p > *h;
+            if newer {
+                *h = p;
+            }
+            newer
+        });
+        Ok(p)
     }
 
     async fn stream_revision(&self, stream: &str) -> StoreResult<Option<u64>> {

@@ -184,7 +184,8 @@ pub(crate) fn select(full: &Map<String, Value>, fields: &str) -> Map<String, Val
 }
 
 /// `GET /{id}?fields=…` for `me`, the user, a page or an Instagram business account; published posts,
-/// media and Instagram containers are answered by [`super::publish::node`].
+/// media and Instagram containers are answered by [`super::publish::node`], reads asking for
+/// engagement fields by [`super::metrics::node`].
 #[handler]
 pub(crate) async fn node(
     req: &Request,
@@ -192,6 +193,9 @@ pub(crate) async fn node(
     body: String,
     Data(shared): Data<&Arc<Inner>>,
 ) -> Response {
+    if let Some(resp) = super::metrics::node(shared, req, &body, &id).await {
+        return resp;
+    }
     if let Some(resp) = super::publish::node(shared, req, &body, &id) {
         return resp;
     }

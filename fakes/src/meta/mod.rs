@@ -1,9 +1,11 @@
 //! Meta (Facebook Login, serving Facebook Pages and Instagram business accounts): the dialog, the
 //! `GET /oauth/access_token` code exchange and `fb_exchange_token` (Meta's "refresh"), and the Graph
-//! API reads in [`graph`], and publishing on pages and Instagram accounts in [`publish`]. Graph errors
-//! are HTTP 400 with `error.code` 190 for token problems.
+//! API reads in [`graph`], publishing on pages and Instagram accounts in [`publish`], and engagement
+//! (post reactions, comments, shares; media insights) in [`metrics`]. Graph errors are HTTP 400 with
+//! `error.code` 190 for token problems.
 
 mod graph;
+mod metrics;
 mod publish;
 
 use std::sync::Arc;
@@ -44,6 +46,7 @@ pub(crate) fn routes() -> Route {
             get(publish::ig_media_list).post(publish::ig_media_create),
         )
         .at(format!("/{v}/:id/media_publish"), post(publish::ig_media_publish))
+        .at(format!("/{v}/:id/insights"), get(metrics::insights))
 }
 
 /// Facebook and Instagram (Facebook Login) share the app, so both point at this fake.

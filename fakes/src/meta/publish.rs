@@ -93,7 +93,7 @@ fn authorize(
 }
 
 /// An injected fault in Graph's shape; `id` is the page or IG account (the usage header's key).
-fn fault_response(fault: &PublishFault, id: &str) -> Response {
+pub(super) fn fault_response(fault: &PublishFault, id: &str) -> Response {
     match fault {
         // `SlowMs` never gets here: `publish::gate` sleeps and lets the call go on.
         PublishFault::ServerError | PublishFault::SlowMs(_) => transient(),
@@ -126,7 +126,7 @@ fn either(r: Result<Response, Response>) -> Response {
 }
 
 /// The page post's fields as the Graph API shows them.
-fn fb_post_json(post: &PublishedPost) -> Map<String, Value> {
+pub(super) fn fb_post_json(post: &PublishedPost) -> Map<String, Value> {
     let mut m = obj(json!({
         "id": post.id,
         "created_time": publish::graph_time(post.at_unix_ms),

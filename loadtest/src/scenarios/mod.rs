@@ -4,7 +4,10 @@ use std::time::Duration;
 
 pub mod append;
 pub mod http_baseline;
+pub mod lag;
+pub mod publish;
 pub mod replay;
+pub mod world;
 
 /// Counters of the embedded store's group commit, read from the process-wide metrics (the
 /// store records every commit there). The difference of two snapshots describes the commits
