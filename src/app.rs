@@ -51,6 +51,15 @@ pub struct Services {
     pub cipher: TokenCipher,
     pub registry: Registry,
     pub mailer: Arc<dyn crate::notify::mail::Mailer>,
+    /// ClickHouse, when configured: the client the API reads with, and the sink's status.
+    pub analytics: Option<Analytics>,
+}
+
+/// ClickHouse side of a hub.
+#[derive(Debug, Clone)]
+pub struct Analytics {
+    pub client: crate::analytics::Client,
+    pub sink: crate::analytics::SinkHandle,
 }
 
 /// Shared state of one running hub.
@@ -71,6 +80,8 @@ pub struct App {
     /// One lock per account: concurrent needs for one account's refresh make one platform call.
     /// Holds when this hub last completed a refresh of the account.
     refresh_locks: Mutex<HashMap<String, RefreshLock>>,
+    /// ClickHouse, when configured.
+    pub analytics: Option<Analytics>,
     /// Wakes the scheduler early (a post was scheduled, a publish finished).
     pub engine_wakeup: tokio::sync::Notify,
     /// Notification mail transport (SMTP, or the outbox folder).
@@ -94,6 +105,7 @@ impl App {
             cipher,
             registry,
             mailer,
+            analytics,
         } = services;
         let state_key = StateKey::derive(&jwt.secret());
         let http = reqwest::Client::builder()
@@ -112,6 +124,7 @@ impl App {
             registry,
             state_key,
             http,
+            analytics,
             refresh_locks: Mutex::new(HashMap::new()),
             engine_wakeup: tokio::sync::Notify::new(),
             mailer,

@@ -144,6 +144,25 @@ impl Hub {
         );
         let background = CancellationToken::new();
         let mut tasks = runner.spawn(background.clone());
+        // ClickHouse: the sink migrates and retries on its own, so a ClickHouse outage never keeps
+        // the hub from starting; it catches up when ClickHouse is back.
+        let analytics = match &config.clickhouse {
+            None => None,
+            Some(ch) => {
+                let client = crate::analytics::Client::new(ch).context("NIKARA_CLICKHOUSE_URL")?;
+                let attribution = crate::engagement::clickhouse::warm(&store)
+                    .await
+                    .context("cannot read the log to start the ClickHouse sink")?;
+                let sink = crate::analytics::Sink::new(
+                    client.clone(),
+                    crate::engagement::clickhouse::decoder(attribution, config.capture_text()),
+                );
+                let handle = sink.handle();
+                tasks.push(sink.spawn(store.clone(), background.clone()));
+                tracing::info!(url = %client.url(), "ClickHouse sink started");
+                Some(crate::app::Analytics { client, sink: handle })
+            }
+        };
         let jwt = JwtKeys::new(jwt_secret, config.jwt_audience.clone());
         let app = Arc::new(App::new(
             Arc::new(config),
@@ -155,6 +174,7 @@ impl Hub {
                 cipher: TokenCipher::new(ring),
                 registry,
                 mailer,
+                analytics,
             },
         ));
         let interval = app.config.refresh_sweep_interval;

@@ -554,6 +554,43 @@ async fn edited_migrations_are_refused_and_newer_ones_reported() {
     }
 }
 
+#[tokio::test]
+async fn nikara_migrate_creates_the_database_and_is_idempotent() {
+    let Some(db) = TestDatabase::create("nikara_migrate_creates_the_database_and_is_idempotent").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nikara"))
+            .arg("migrate")
+            .current_dir(dir.path())
+            .env("NIKARA_DATA_DIR", dir.path().join("data"))
+            .env("NIKARA_CLICKHOUSE_URL", db.config.url.as_str())
+            .env("NIKARA_CLICKHOUSE_DATABASE", db.name())
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        out.contains(&format!("applied {} migration(s), 0 already applied", MIGRATIONS.len())),
+        "{out}"
+    );
+    assert!(out.contains("0001_create_engagement_events"), "{out}");
+    let second = run();
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success(), "{out}");
+    assert!(
+        out.contains(&format!("applied 0 migration(s), {} already applied", MIGRATIONS.len())),
+        "{out}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The client.
 

@@ -217,7 +217,7 @@ async fn engage(app: &TestApp, page: &str, post: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_in_a_real_browser() {
     let Some(node) = which("node") else {
-        println!("SKIPPED: `node` is not installed; the dashboard browser test needs Node 18+ and /usr/bin/chromium");
+        println!("SKIPPED: `node` is not installed; the dashboard browser test needs Node 20+ and /usr/bin/chromium");
         return;
     };
     let chromium = Path::new("/usr/bin/chromium");

@@ -32,6 +32,15 @@ pub struct ProjectionReadiness {
 }
 
 #[derive(Debug, Object)]
+pub struct ClickHouseReadiness {
+    pub connected: bool,
+    /// Last log position whose rows are all in ClickHouse.
+    pub position: u64,
+    pub lag_s: f64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Object)]
 pub struct Readiness {
     /// `ready` or `not_ready`.
     pub status: String,
@@ -40,6 +49,9 @@ pub struct Readiness {
     /// Last position of the event log.
     pub head: Option<u64>,
     pub projections: Vec<ProjectionReadiness>,
+    /// The ClickHouse sink, when configured. Informational: a ClickHouse outage does not make the
+    /// hub unready (webhooks and publishing go on; the sink catches up when ClickHouse is back).
+    pub clickhouse: Option<ClickHouseReadiness>,
 }
 
 #[derive(Debug, ApiResponse)]
@@ -88,11 +100,21 @@ impl SystemApi {
             Ok(Err(e)) => (None, Some(format!("event store unavailable: {e}"))),
             Err(_) => (None, Some("event store did not answer within 2 s".to_string())),
         };
+        let clickhouse = app.analytics.as_ref().map(|a| {
+            let st = a.sink.status();
+            ClickHouseReadiness {
+                connected: st.connected,
+                position: st.position,
+                lag_s: st.lag_seconds,
+                last_error: st.last_error,
+            }
+        });
         let body = Readiness {
             status: if reason.is_none() { "ready" } else { "not_ready" }.into(),
             reason: reason.clone(),
             head,
             projections,
+            clickhouse,
         };
         if reason.is_none() {
             ReadyResponse::Ready(Json(body))

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::platform::Platform;
 
+pub mod clickhouse;
 pub mod meta;
 pub mod query;
 pub mod revocations;

@@ -206,6 +206,48 @@ pub fn bucket(kind: &str) -> Option<&'static str> {
     }
 }
 
+/// A post's totals from its latest snapshot (if any) and the webhook facts after it, in order.
+/// Both backends call this, so they cannot disagree on the arithmetic.
+pub fn fold_post(
+    snapshot: Option<(DateTime<Utc>, Metrics)>,
+    facts: impl IntoIterator<Item = (String, i64, Option<String>, DateTime<Utc>)>,
+) -> PostEngagement {
+    let mut out = PostEngagement {
+        source: "none".into(),
+        ..Default::default()
+    };
+    if let Some((taken, m)) = snapshot {
+        out.likes = m.likes.unwrap_or(0);
+        out.comments = m.comments.unwrap_or(0);
+        out.shares = m.shares.unwrap_or(0);
+        out.views = m.views;
+        out.impressions = m.impressions;
+        out.reactions = m.reactions.iter().map(|(k, v)| (k.to_ascii_lowercase(), *v)).collect();
+        out.updated_at = Some(taken);
+        out.source = "sync".into();
+    }
+    for (kind, delta, reaction, at) in facts {
+        match bucket(&kind) {
+            Some("likes") => {
+                out.likes += delta;
+                let t = reaction.filter(|r| !r.is_empty()).unwrap_or_else(|| "like".into()).to_ascii_lowercase();
+                *out.reactions.entry(t).or_default() += delta;
+            }
+            Some("comments") => out.comments += delta,
+            Some("shares") => out.shares += delta,
+            _ => {}
+        }
+        if Some(at) > out.updated_at {
+            out.updated_at = Some(at);
+        }
+        if out.source == "none" {
+            out.source = "webhook".into();
+        }
+    }
+    out.reactions.retain(|_, n| *n != 0);
+    out
+}
+
 /// Totals of one post (by its platform id).
 pub fn post_engagement(
     conn: &Connection,
@@ -220,61 +262,37 @@ pub fn post_engagement(
         )?
         .query_row([post_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let mut out = PostEngagement {
-        source: "none".into(),
-        ..Default::default()
-    };
-    let mut after = 0i64;
-    if let Some((pos, taken, json)) = snapshot {
-        let m: Metrics = serde_json::from_str(&json).unwrap_or_default();
-        out.likes = m.likes.unwrap_or(0);
-        out.comments = m.comments.unwrap_or(0);
-        out.shares = m.shares.unwrap_or(0);
-        out.views = m.views;
-        out.impressions = m.impressions;
-        out.reactions = m.reactions.clone();
-        out.updated_at = time(Some(taken));
-        out.source = "sync".into();
-        after = pos;
-    }
-    if platform_post_id.is_empty() {
-        return Ok(out);
-    }
-    // Meta's Instagram and Facebook facts carry their own platform; X is `x`.
-    let mut stmt = conn.prepare_cached(
-        "SELECT kind, delta, reaction_type, occurred_at FROM engagement_facts
-         WHERE platform = ?1 AND platform_post_id = ?2 AND position > ?3 ORDER BY position",
-    )?;
-    let rows = stmt.query_map(params![platform, platform_post_id, after], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, String>(3)?,
-        ))
-    })?;
-    for row in rows {
-        let (kind, delta, reaction, at) = row?;
-        match bucket(&kind) {
-            Some("likes") => {
-                out.likes += delta;
-                let t = reaction.unwrap_or_else(|| "like".into()).to_ascii_lowercase();
-                *out.reactions.entry(t).or_default() += delta;
-            }
-            Some("comments") => out.comments += delta,
-            Some("shares") => out.shares += delta,
-            _ => {}
-        }
-        let at = time(Some(at));
-        if at > out.updated_at {
-            out.updated_at = at;
-        }
-        if out.source == "none" {
-            out.source = "webhook".into();
+    let after = snapshot.as_ref().map_or(0, |(p, _, _)| *p);
+    let snapshot = snapshot.and_then(|(_, taken, json)| {
+        Some((time(Some(taken))?, serde_json::from_str::<Metrics>(&json).unwrap_or_default()))
+    });
+    let mut facts = Vec::new();
+    if !platform_post_id.is_empty() {
+        let mut stmt = conn.prepare_cached(
+            "SELECT kind, delta, reaction_type, occurred_at FROM engagement_facts
+             WHERE platform = ?1 AND platform_post_id = ?2 AND position > ?3 ORDER BY position, item_index",
+        )?;
+        let rows = stmt.query_map(params![platform, platform_post_id, after], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (k, d, rt, at) = row?;
+            facts.push((k, d, rt, time(Some(at)).unwrap_or_default()));
         }
     }
-    out.reactions.retain(|_, n| *n != 0);
-    Ok(out)
+    Ok(fold_post(snapshot, facts))
+}
+
+/// The user's accounts as (account id, platform, external id), for attributing facts.
+pub fn user_accounts(conn: &Connection, user: &str) -> rusqlite::Result<Vec<(String, String, String)>> {
+    let mut stmt = conn.prepare_cached("SELECT DISTINCT id, platform, external_id FROM accounts WHERE user_id = ?1")?;
+    let rows = stmt.query_map([user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
 }
 
 /// One point of the per-day series.

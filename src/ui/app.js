@@ -193,7 +193,8 @@ function notice(kind, message, { action, details, sticky = false } = {}) {
   const tones = { success: 'check', info: 'info', warning: 'alert', error: 'xcircle' };
   const box = h(
     'div',
-    { class: `notice notice-${kind}`, role: kind === 'error' ? 'alert' : 'status' },
+    // The container is the polite live region; errors interrupt.
+    { class: `notice notice-${kind}`, role: kind === 'error' ? 'alert' : undefined },
     icon(tones[kind] || 'info', 'notice-icon'),
     h(
       'div',
@@ -692,14 +693,20 @@ function accountCard(a) {
         )
       : null,
     h(
-      'p',
-      { class: 'account-foot muted' },
-      'Connected ',
-      timeEl(a.connected_at),
-      a.status === 'active' && a.token_expires_at ? [' · token renews automatically'] : null,
+      'dl',
+      { class: 'account-facts' },
+      h('div', {}, h('dt', { text: 'Connected' }), h('dd', {}, timeEl(a.connected_at))),
+      h('div', {}, h('dt', { text: 'Token' }), h('dd', {}, tokenFact(a))),
     ),
     actions,
   );
+}
+
+function tokenFact(a) {
+  if (a.status === 'active') return 'Renewed automatically';
+  if (a.status === 'expiring' && a.token_expires_at) return timeEl(a.token_expires_at, 'Expires ');
+  if (a.status === 'expiring') return 'Expires soon';
+  return 'Needs you to reconnect';
 }
 
 function highlightAccount(id, announce = true) {
@@ -1041,6 +1048,9 @@ function updateCompose() {
   $('c-tz').textContent = when
     ? `Your time zone: ${timeZone}. Publishes ${shortFmt.format(when)} (${when.toISOString().slice(0, 16).replace('T', ' ')} UTC).`
     : `Times are in your time zone: ${timeZone}.`;
+  announceLimits(
+    platforms.map((p) => [p, platformChecks(p, f).problems.filter((x) => x.field === 'text' || x.field === 'title')]),
+  );
   const box = $('c-limits');
   box.closest('.compose-side').classList.toggle('is-empty', !platforms.length);
   if (!platforms.length) {
@@ -1087,6 +1097,22 @@ function updateCompose() {
       );
     }),
   );
+}
+
+// Screen readers hear when a text crosses a platform's limit, not every keystroke.
+const limitState = new Map();
+function announceLimits(entries) {
+  const changes = [];
+  for (const [p, over] of entries) {
+    const now = over.some((x) => /over the limit/.test(x.message));
+    const before = limitState.get(p) || false;
+    if (now !== before)
+      changes.push(
+        now ? over.find((x) => /over the limit/.test(x.message)).message : `${platformName(p)}: within the limit again`,
+      );
+    limitState.set(p, now);
+  }
+  if (changes.length) $('c-limits-live').textContent = changes.join('. ');
 }
 
 function scheduledInstant(f) {
@@ -1789,7 +1815,19 @@ async function main() {
     const title = state.view ? $(`${state.view}-title`) : $('signin-title');
     (title && !title.closest('[hidden]') ? title : $('main')).focus();
   });
-  window.addEventListener('hashchange', () => route(true));
+  window.addEventListener('hashchange', () => {
+    // A `#token=…` link followed while the page is open signs in (again) with that token.
+    if (/^#token=/.test(location.hash)) {
+      takeTokenFromFragment();
+      signIn(sessionStorage.getItem(TOKEN_KEY), true).catch((e) =>
+        e.status === 401
+          ? signOut('That token was refused. Paste a new one to continue.')
+          : reportError(e, 'Could not sign in'),
+      );
+      return;
+    }
+    route(true);
+  });
   window.addEventListener('resize', resizeChart);
   setInterval(tick, 30000);
   setInterval(poll, POLL_MS);
