@@ -211,10 +211,68 @@ async fn dispatch(command: Command, mut config: Config) -> anyhow::Result<()> {
             KeysCommand::Rotate => keys_rotate(config).await,
         },
         Command::Projections { command } => projections(command, config).await,
-        Command::Webhooks { .. } => {
-            anyhow::bail!("webhook replay arrives with the engagement analytics (see README, roadmap)")
+        Command::Webhooks {
+            command: WebhooksCommand::Replay { dir, to },
+        } => replay_webhooks(&dir, &to).await,
+    }
+}
+
+/// Re-sends signed sample deliveries (`NAME.json` + `NAME.headers.json`) exactly as stored: the
+/// signatures are over the file bytes, so the hub must run with the samples' secret.
+async fn replay_webhooks(dir: &std::path::Path, to: &str) -> anyhow::Result<()> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.to_string_lossy().ends_with(".headers.json"))
+        .collect();
+    names.sort();
+    let client = reqwest::Client::new();
+    let (mut sent, mut failed) = (0, 0);
+    for body_path in names {
+        let headers_path = body_path.with_extension("headers.json");
+        let Ok(headers_text) = std::fs::read_to_string(&headers_path) else {
+            continue; // not a delivery (e.g. a CRC test vector)
+        };
+        let headers: std::collections::BTreeMap<String, String> = serde_json::from_str(&headers_text)
+            .with_context(|| format!("{} is not a JSON object of strings", headers_path.display()))?;
+        let platform = if headers.contains_key("x-twitter-webhooks-signature") {
+            "x"
+        } else {
+            "meta"
+        };
+        let body = std::fs::read(&body_path)?;
+        let mut req = client
+            .post(format!("{}/webhooks/{platform}", to.trim_end_matches('/')))
+            .body(body);
+        for (k, v) in &headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let name = body_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match req.send().await {
+            Ok(r) if r.status().is_success() => {
+                sent += 1;
+                println!("{:<40} {}", name, r.status());
+            }
+            Ok(r) => {
+                failed += 1;
+                let status = r.status();
+                println!("{:<40} {} {}", name, status, r.text().await.unwrap_or_default());
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{name:<40} error: {e}");
+            }
         }
     }
+    println!("{sent} delivered, {failed} refused");
+    if failed > 0 {
+        anyhow::bail!("{failed} deliveries were refused");
+    }
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

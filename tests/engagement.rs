@@ -485,3 +485,62 @@ async fn the_sync_worker_snapshots_published_posts() {
     );
     p.app.stop().await;
 }
+
+#[tokio::test]
+async fn the_signed_samples_replay_through_the_cli() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("webhooks");
+    let meta_secret = std::fs::read_to_string(root.join("meta/SECRET"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let x_secret = std::fs::read_to_string(root.join("x/SECRET"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let app = TestApp::spawn_with(move |c| {
+        c.extra
+            .insert("meta_app_secret".into(), SecretString::from(meta_secret));
+        c.extra.insert("x_consumer_secret".into(), SecretString::from(x_secret));
+    })
+    .await;
+    let before = head(&app).await;
+    for dir in ["meta", "x"] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_nikara"))
+            .args([
+                "webhooks",
+                "replay",
+                root.join(dir).to_str().unwrap(),
+                "--to",
+                &app.running.url(),
+            ])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NIKARA_DATA_DIR", app.dir.path().join("cli"))
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("0 refused"), "{stdout}");
+    }
+    let after = head(&app).await;
+    assert!(after > before);
+    // Replaying again stores nothing new: the deliveries are deduplicated by content.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_nikara"))
+        .args([
+            "webhooks",
+            "replay",
+            root.join("meta").to_str().unwrap(),
+            "--to",
+            &app.running.url(),
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NIKARA_DATA_DIR", app.dir.path().join("cli"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(head(&app).await, after);
+    app.stop().await;
+}

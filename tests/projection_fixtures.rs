@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use nikara::projections::{Projection, ReadModels, accounts, activity, posts};
+use nikara::projections::{Projection, ReadModels, accounts, activity, engagement, posts};
 use nikara::store::{Metadata, Position, RecordedEvent};
 use serde::Deserialize;
 
@@ -146,4 +146,73 @@ async fn posts_fixture() {
         out.insert(format!("due_at_{at}"), serde_json::to_value(ids).unwrap());
     }
     compare("posts", serde_json::to_value(out).unwrap());
+}
+
+#[derive(Deserialize)]
+struct Delivery {
+    position: u64,
+    platform: String,
+    sample: String,
+}
+
+#[tokio::test]
+async fn engagement_fixture() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lines = std::fs::read_to_string(root.join("projections/engagement/deliveries.jsonl")).unwrap();
+    let events: Vec<RecordedEvent> = lines
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let d: Delivery = serde_json::from_str(l).unwrap();
+            let body = std::fs::read_to_string(root.join("webhooks").join(&d.platform).join(format!("{}.json", d.sample))).unwrap();
+            let data = serde_json::json!({"platform": d.platform, "received_at": "2026-11-27T05:00:00Z", "headers": [], "body": body});
+            RecordedEvent {
+                id: uuid::Uuid::from_u64_pair(1, d.position),
+                stream: format!("webhook-{}", d.platform),
+                revision: d.position,
+                position: Position(d.position),
+                event_type: "WebhookDeliveryReceived".into(),
+                data: serde_json::to_vec(&data).unwrap(),
+                metadata: Metadata {
+                    user_id: None,
+                    correlation_id: None,
+                    causation_id: None,
+                    occurred_at: chrono::DateTime::parse_from_rfc3339("2026-11-27T05:00:00Z").unwrap().with_timezone(&Utc),
+                    version: 1,
+                },
+                recorded_at: chrono::DateTime::parse_from_rfc3339("2026-11-27T05:00:00Z").unwrap().with_timezone(&Utc),
+            }
+        })
+        .collect();
+    let models = replay(&engagement::Engagement { capture_text: false }, &events);
+    // Net totals per (platform, platform post id), and per kind, as the API folds them.
+    let totals =
+        models
+            .read(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT platform, platform_post_id, kind, SUM(delta), COUNT(*) FROM engagement_facts
+                 GROUP BY platform, platform_post_id, kind ORDER BY platform, platform_post_id, kind",
+                )?;
+                let rows = stmt.query_map([], |r| {
+                Ok(serde_json::json!({"platform": r.get::<_, String>(0)?, "platform_post_id": r.get::<_, String>(1)?,
+                    "kind": r.get::<_, String>(2)?, "net": r.get::<_, i64>(3)?, "facts": r.get::<_, i64>(4)?}))
+            })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await
+            .unwrap();
+    let first = models
+        .read(|c| engagement::post_engagement(c, "none", "facebook", "112233445566778_9000000001"))
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    out.insert(
+        "facts_by_post_and_kind".to_string(),
+        serde_json::to_value(totals).unwrap(),
+    );
+    out.insert(
+        "post_112233445566778_9000000001".to_string(),
+        serde_json::to_value(first).unwrap(),
+    );
+    compare("engagement", serde_json::to_value(out).unwrap());
 }

@@ -95,7 +95,7 @@ struct Cli {
     rate: f64,
     /// publish, lag: engine settings to measure, one run each, as GLOBAL:FACEBOOK publish
     /// concurrency (`publish_concurrency`:`publish_concurrency_facebook`), comma-separated.
-    /// Default: publish 64:50,128:128,256:256; lag 64:50 (the hub's defaults).
+    /// Default: publish 32:32,64:50,128:128,256:256; lag 64:50 (the hub's defaults).
     #[arg(long, value_delimiter = ',', value_parser = parse_engine)]
     engine: Vec<(usize, usize)>,
     /// publish, lag: the hub's `scheduler_tick`.
@@ -205,7 +205,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         Scenario::Publish => {
             scenarios::publish::run(&scenarios::publish::Options {
                 posts: cli.posts,
-                settings: engine_settings(cli, &[(64, 50), (128, 128), (256, 256)]),
+                settings: engine_settings(cli, &[(32, 32), (64, 50), (128, 128), (256, 256)]),
                 lead: cli.lead,
                 create: cli.create.unwrap_or(CreateVia::Library),
                 concurrency: cli.concurrency,

@@ -56,7 +56,8 @@ impl Attribution {
                 }
                 Ok(Some(PostEvent::PostPublished { platform_post_id, .. })) => {
                     if let Some((_, _, platform)) = self.posts.get(id) {
-                        self.published.insert((platform.clone(), platform_post_id), id.to_string());
+                        self.published
+                            .insert((platform.clone(), platform_post_id), id.to_string());
                     }
                 }
                 _ => {}
@@ -86,7 +87,9 @@ impl Attribution {
                 position: ev.position.0,
             })]);
         }
-        let Ok(Some(event)) = EngagementEvent::from_recorded(ev) else { return Ok(vec![]) };
+        let Ok(Some(event)) = EngagementEvent::from_recorded(ev) else {
+            return Ok(vec![]);
+        };
         match event {
             EngagementEvent::WebhookDeliveryReceived {
                 platform,
@@ -94,9 +97,10 @@ impl Attribution {
                 received_at,
                 ..
             } => {
-                let Some(n) = normalize(&platform, &body, capture_text) else { return Ok(vec![]) };
-                Ok(n
-                    .facts
+                let Some(n) = normalize(&platform, &body, capture_text) else {
+                    return Ok(vec![]);
+                };
+                Ok(n.facts
                     .into_iter()
                     .map(|f| {
                         let p = f.platform.as_str().to_string();
@@ -170,7 +174,9 @@ pub async fn warm(store: &Arc<dyn EventStore>) -> StoreResult<Attribution> {
     let mut after = Position::START;
     loop {
         let page = store.read_all(after, 10_000).await?;
-        let Some(last) = page.last().map(|e| e.position) else { break };
+        let Some(last) = page.last().map(|e| e.position) else {
+            break;
+        };
         for ev in &page {
             a.observe(ev);
         }

@@ -114,7 +114,10 @@ pub async fn series(app: &App, q: &SeriesQuery) -> Result<Vec<DayPoint>, String>
         }
     }
     let q = q.clone();
-    app.models.read(move |c| model::series(c, &q)).await.map_err(|e| e.to_string())
+    app.models
+        .read(move |c| model::series(c, &q))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Deserialize)]
@@ -141,7 +144,11 @@ async fn series_from_clickhouse(app: &App, ch: &Client, q: &SeriesQuery) -> Resu
         .await
         .map_err(|e| e.to_string())?;
     let (from, to) = (q.from.timestamp(), q.to.timestamp());
-    let platform_filter = |col: &str| q.platform.as_deref().map_or(String::new(), |p| format!(" AND {col} = {}", lit(p)));
+    let platform_filter = |col: &str| {
+        q.platform
+            .as_deref()
+            .map_or(String::new(), |p| format!(" AND {col} = {}", lit(p)))
+    };
     let tuples: Vec<String> = accounts
         .iter()
         .filter(|(id, _, _)| q.account_id.as_deref().is_none_or(|a| a == id))
@@ -178,7 +185,10 @@ async fn series_from_clickhouse(app: &App, ch: &Client, q: &SeriesQuery) -> Resu
             );
         }
     }
-    let account_filter = q.account_id.as_deref().map_or(String::new(), |a| format!(" AND account_id = {}", lit(a)));
+    let account_filter = q
+        .account_id
+        .as_deref()
+        .map_or(String::new(), |a| format!(" AND account_id = {}", lit(a)));
     let views: Vec<ViewsRow> = ch
         .select_json(&format!(
             "SELECT day, platform, sum(v) AS views FROM (

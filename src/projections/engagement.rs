@@ -230,7 +230,10 @@ pub fn fold_post(
         match bucket(&kind) {
             Some("likes") => {
                 out.likes += delta;
-                let t = reaction.filter(|r| !r.is_empty()).unwrap_or_else(|| "like".into()).to_ascii_lowercase();
+                let t = reaction
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| "like".into())
+                    .to_ascii_lowercase();
                 *out.reactions.entry(t).or_default() += delta;
             }
             Some("comments") => out.comments += delta,
@@ -264,7 +267,10 @@ pub fn post_engagement(
         .optional()?;
     let after = snapshot.as_ref().map_or(0, |(p, _, _)| *p);
     let snapshot = snapshot.and_then(|(_, taken, json)| {
-        Some((time(Some(taken))?, serde_json::from_str::<Metrics>(&json).unwrap_or_default()))
+        Some((
+            time(Some(taken))?,
+            serde_json::from_str::<Metrics>(&json).unwrap_or_default(),
+        ))
     });
     let mut facts = Vec::new();
     if !platform_post_id.is_empty() {
