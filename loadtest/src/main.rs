@@ -49,7 +49,6 @@ impl Scenario {
     /// The feature a not-yet-implemented scenario waits for.
     fn pending_feature(self) -> Option<&'static str> {
         match self {
-            Scenario::Webhooks => Some("Meta webhook ingestion"),
             _ => None,
         }
     }
@@ -223,7 +222,14 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             })
             .await?
         }
-        Scenario::Webhooks => anyhow::bail!("scenario not available yet"),
+        Scenario::Webhooks => {
+            scenarios::webhooks::run(&scenarios::webhooks::Options {
+                duration,
+                concurrency: cli.concurrency,
+                probes: 50,
+            })
+            .await?
+        }
     };
     report.print();
     if let Some(path) = &cli.json {

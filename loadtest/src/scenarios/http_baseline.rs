@@ -61,7 +61,7 @@ fn ratio(a: f64, b: f64) -> f64 {
 }
 
 /// Warms up, then drives `GET {path}` and turns the outcome into a row.
-async fn measure(name: &str, target: &Target, path: &str, opts: &Options) -> Run {
+pub(crate) async fn measure(name: &str, target: &Target, path: &str, opts: &Options) -> Run {
     let factory: http::RequestFactory = {
         let target = target.clone();
         let path = path.to_string();
@@ -87,14 +87,14 @@ fn hello() -> &'static str {
 }
 
 /// A hello-world poem server: the floor any poem app can reach on this machine.
-struct BareServer {
-    addr: std::net::SocketAddr,
+pub(crate) struct BareServer {
+    pub(crate) addr: std::net::SocketAddr,
     stop: oneshot::Sender<()>,
     handle: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl BareServer {
-    async fn start() -> anyhow::Result<Self> {
+    pub(crate) async fn start() -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let acceptor = TcpAcceptor::from_tokio(listener)?;
@@ -110,7 +110,7 @@ impl BareServer {
         Ok(BareServer { addr, stop, handle })
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.handle.await;
     }

@@ -7,6 +7,7 @@ pub mod http_baseline;
 pub mod lag;
 pub mod publish;
 pub mod replay;
+pub mod webhooks;
 pub mod world;
 
 /// Counters of the embedded store's group commit, read from the process-wide metrics (the
