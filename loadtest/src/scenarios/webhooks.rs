@@ -49,10 +49,14 @@ fn delivery(actor: &str) -> Vec<u8> {
 }
 
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
-    let clickhouse = std::env::var("NIKARA_TEST_CLICKHOUSE_URL").ok().filter(|u| !u.is_empty());
+    let clickhouse = std::env::var("NIKARA_TEST_CLICKHOUSE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
     let dir = tempfile::tempdir()?;
     let mut config = Config::for_tests(dir.path());
-    config.extra.insert("meta_app_secret".into(), SecretString::from(SECRET.to_string()));
+    config
+        .extra
+        .insert("meta_app_secret".into(), SecretString::from(SECRET.to_string()));
     let database = format!("nikara_bench_{}", uuid::Uuid::new_v4().simple());
     if let Some(url) = &clickhouse {
         config.clickhouse = Some(nikara::config::ClickHouseConfig {
@@ -83,18 +87,28 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             if let Ok(v) = hyper::header::HeaderValue::from_str(&sig) {
                 req.headers_mut().insert("x-hub-signature-256", v);
             }
-            req.headers_mut()
-                .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+            req.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
             req
         })
     };
-    eprintln!("webhooks: {:?} x {} connections of signed deliveries …", opts.duration, opts.concurrency);
+    eprintln!(
+        "webhooks: {:?} x {} connections of signed deliveries …",
+        opts.duration, opts.concurrency
+    );
     let out = http::drive(&target, opts.concurrency, opts.duration, factory).await;
     if let Some(e) = &out.first_error {
         eprintln!("webhooks: {} errors, first: {e}", out.errors);
     }
-    let hook_run = Run::new("hub POST /webhooks/meta (signed, durable)", out.elapsed, out.ok, out.samples.summary())
-        .errors(out.errors);
+    let hook_run = Run::new(
+        "hub POST /webhooks/meta (signed, durable)",
+        out.elapsed,
+        out.ok,
+        out.samples.summary(),
+    )
+    .errors(out.errors);
     let stored = hub.app.store.head().await?.0;
 
     // Webhook → visible in ClickHouse.
@@ -120,7 +134,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
             loop {
                 let rows: Vec<serde_json::Value> = analytics
                     .client
-                    .select_json(&format!("SELECT count() AS n FROM engagement_events WHERE actor_id = '{actor}'"))
+                    .select_json(&format!(
+                        "SELECT count() AS n FROM engagement_events WHERE actor_id = '{actor}'"
+                    ))
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 if rows.first().and_then(|r| r["n"].as_u64()).unwrap_or(0) > 0 {
@@ -131,17 +147,27 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-        let _ = analytics.client.query_server(&format!("DROP DATABASE IF EXISTS {database}")).await;
+        let _ = analytics
+            .client
+            .query_server(&format!("DROP DATABASE IF EXISTS {database}"))
+            .await;
     }
     bare.stop().await;
     hub.stop().await.context("the hub did not stop cleanly")?;
 
-    let ratio = if hook_run.ops_per_s > 0.0 { bare_run.ops_per_s / hook_run.ops_per_s } else { 0.0 };
+    let ratio = if hook_run.ops_per_s > 0.0 {
+        bare_run.ops_per_s / hook_run.ops_per_s
+    } else {
+        0.0
+    };
     let mut report = Report::new("webhooks", vec![bare_run, hook_run], 1)?
         .with("overhead_ratio_vs_bare_http", round(ratio, 3))
         .with("deliveries_stored", stored)
         .with("concurrency", opts.concurrency as u64)
-        .with("note", "load generator, hub and (when used) ClickHouse share the same 2 cores");
+        .with(
+            "note",
+            "load generator, hub and (when used) ClickHouse share the same 2 cores",
+        );
     if !visibility.is_empty() {
         visibility.sort_by(|a, b| a.total_cmp(b));
         let pick = |q: f64| visibility[((visibility.len() as f64 - 1.0) * q).round() as usize];
