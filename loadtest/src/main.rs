@@ -46,13 +46,6 @@ impl Scenario {
         }
     }
 
-    /// The feature a not-yet-implemented scenario waits for.
-    fn pending_feature(self) -> Option<&'static str> {
-        match self {
-            _ => None,
-        }
-    }
-
     fn name(self) -> String {
         self.to_possible_value()
             .map(|v| v.get_name().to_string())
@@ -137,10 +130,6 @@ fn parse_engine(s: &str) -> Result<(usize, usize), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(feature) = cli.scenario.pending_feature() {
-        eprintln!("scenario {} arrives with {feature}", cli.scenario.name());
-        return ExitCode::from(2);
-    }
     if cli.target.is_some() && matches!(cli.scenario, Scenario::Append | Scenario::Replay) {
         eprintln!(
             "scenario {} measures the embedded store in-process; --target does not apply",
@@ -254,4 +243,38 @@ fn engine_settings(cli: &Cli, defaults: &[(usize, usize)]) -> Vec<EngineSettings
             tick: cli.tick,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_pairs() {
+        assert_eq!(parse_engine("64:50"), Ok((64, 50)));
+        assert_eq!(parse_engine(" 256 : 256 "), Ok((256, 256)));
+        assert!(parse_engine("0:50").is_err());
+        assert!(parse_engine("64").is_err());
+        assert!(parse_engine("a:b").is_err());
+    }
+
+    #[test]
+    fn publish_and_lag_defaults() {
+        let cli = Cli::parse_from(["loadtest", "publish"]);
+        assert_eq!(cli.posts, 10_000);
+        assert_eq!(cli.tick, Duration::from_millis(100));
+        let settings = engine_settings(&cli, &[(64, 50)]);
+        assert_eq!(settings.len(), 1);
+        assert_eq!((settings[0].global, settings[0].platform), (64, 50));
+        let cli = Cli::parse_from(["loadtest", "lag", "--engine", "32:32,128:64", "--tick", "1s"]);
+        let settings = engine_settings(&cli, &[(64, 50)]);
+        assert_eq!(
+            settings
+                .iter()
+                .map(|s| (s.global, s.platform, s.tick))
+                .collect::<Vec<_>>(),
+            vec![(32, 32, Duration::from_secs(1)), (128, 64, Duration::from_secs(1))]
+        );
+        assert_eq!(cli.rate, 200.0);
+    }
 }

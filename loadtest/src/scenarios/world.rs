@@ -395,3 +395,14 @@ async fn connect(
 pub fn micros_between(a_us: i64, b_us: i64) -> Duration {
     Duration::from_micros(u64::try_from(b_us - a_us).unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_never_go_negative() {
+        assert_eq!(micros_between(1_000, 3_500), Duration::from_micros(2_500));
+        assert_eq!(micros_between(3_500, 1_000), Duration::ZERO);
+    }
+}
