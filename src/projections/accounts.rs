@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Projection, ProjectionError};
+use super::{Projection, ProjectionError, time, ts};
 use crate::crypto::TokenCipher;
 use crate::domain::DomainEvent;
 use crate::domain::account::{AccountEvent, StoredTokens};
@@ -214,11 +214,6 @@ impl Projection for Accounts {
     }
 }
 
-/// Times are stored in one fixed format (microseconds, `Z`) so that string order is time order.
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
 fn kids(t: &StoredTokens) -> (Option<String>, Option<String>) {
     let kid = |c: &str| TokenCipher::kid_of(c).ok().map(str::to_string);
     (kid(&t.access_token), t.refresh_token.as_deref().and_then(kid))
@@ -272,11 +267,6 @@ impl AccountRow {
             "active"
         }
     }
-}
-
-fn time(s: Option<String>) -> Option<DateTime<Utc>> {
-    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc))
 }
 
 const COLUMNS: &str = "id, user_id, platform, external_id, display_name, username, avatar_url, metadata, status,

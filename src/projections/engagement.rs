@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
-use super::{Projection, ProjectionError};
+use super::{Projection, ProjectionError, time, ts};
 use crate::domain::DomainEvent;
 use crate::domain::engagement::EngagementEvent;
 use crate::engagement::{self, Normalized};
@@ -19,15 +19,6 @@ use crate::store::RecordedEvent;
 pub struct Engagement {
     /// Keep comment and reply text (off by default: people's words are not needed for counts).
     pub capture_text: bool,
-}
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
-fn time(s: Option<String>) -> Option<DateTime<Utc>> {
-    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Normalises a stored delivery (shared with the ClickHouse sink and the revocation reactor).

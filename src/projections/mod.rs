@@ -61,6 +61,18 @@ pub trait Projection: Send + Sync + 'static {
     fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), ProjectionError>;
 }
 
+/// Read-model times are stored in one fixed RFC 3339 format (microseconds, `Z`), so that string
+/// order is time order in SQL comparisons.
+pub fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Parses a stored read-model time.
+pub fn time(s: Option<String>) -> Option<chrono::DateTime<chrono::Utc>> {
+    s.and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 /// The read-model database: one write connection shared by every projection (SQLite has one
 /// writer anyway), and a small pool of readers for the API.
 #[derive(Clone)]

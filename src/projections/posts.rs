@@ -6,23 +6,13 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Projection, ProjectionError};
+use super::{Projection, ProjectionError, time, ts};
 use crate::domain::DomainEvent;
 use crate::domain::post::PostEvent;
 use crate::store::RecordedEvent;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Posts;
-
-/// Fixed-format times: string order is time order.
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
-fn time(s: Option<String>) -> Option<DateTime<Utc>> {
-    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
 
 impl Projection for Posts {
     fn name(&self) -> &'static str {
